@@ -1,0 +1,35 @@
+# The two commands of the README: `make lab` (the main job on the local lab) and `make test` (all tests).
+SHELL := /bin/bash
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+export CONTAINERS_CONF := $(CURDIR)/molecule/shared/containers.conf
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+PYTEST_ARGS ?=
+
+.PHONY: lab test setup lint pytest unit clean-lab
+
+setup:
+	bash scripts/setup-host.sh
+	bash scripts/make-venv.sh
+	bash scripts/build-image.sh
+	bash scripts/build-wheelhouse.sh >/dev/null
+
+lint: setup
+	yamllint -s .
+	ruff check .
+	ansible-lint --offline
+	bash scripts/syntax-check.sh
+
+# pytest exits 5 when it collected nothing: that is a failure here, never a pass.
+pytest: setup
+	python -m pytest $(PYTEST_ARGS)
+
+unit: setup
+	python -m pytest -m "not molecule and not engine" $(PYTEST_ARGS)
+
+test: lint pytest
+
+lab: setup
+	bash scripts/lab.sh
+
+clean-lab:
+	bash scripts/lab.sh --destroy
