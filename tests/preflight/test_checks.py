@@ -1,0 +1,438 @@
+"""The checks and the evaluate module's summary, fed with facts parsed from real transcripts."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import asdict
+
+import gpu_preflight_gpu_facts as gpu_facts_module
+import pytest
+from conftest import REPLAY, fixture_text, transcript
+from gpu_preflight_checks import cuda_for_vllm, driver_minimum_for_cuda, version_tuple
+from gpu_preflight_evaluate import evaluate
+from gpu_preflight_smi import parse_compute_apps, parse_query_gpu, parse_topology
+
+GIB = 1024**3
+
+
+def settings(**overrides):
+    values = dict(
+        profile="gpu",
+        model="google/gemma-3-4b-it",
+        tensor_parallel_size=2,
+        pipeline_parallel_size=1,
+        data_parallel_size=1,
+        dtype="auto",
+        kv_cache_dtype="auto",
+        max_model_len=8192,
+        students=24,
+        gpu_memory_utilization=0.9,
+        max_num_batched_tokens=0,
+        max_num_seqs=0,
+        activation_reserve_gib=1.5,
+        vllm_version="0.33.0",
+        cuda_version="",
+        python_versions=["3.10", "3.11", "3.12", "3.13"],
+        min_free_disk_gib=40,
+        min_nofile=65535,
+        service_port=8000,
+        ollama_archive_in_play=False,
+        ollama_process_names=["ollama", "llama-server", "ollama_llama_server"],
+    )
+    values.update(overrides)
+    return values
+
+
+def gpu_facts(host="h200x2", query="query-idle.txt", apps="apps-idle.txt", **overrides):
+    facts = dict(
+        present=True,
+        driver_loaded=True,
+        error="",
+        driver_version="580.159.04",
+        cuda_version="13.0",
+        gpus=[asdict(gpu) for gpu in parse_query_gpu(fixture_text(f"{host}/{query}"))],
+        topology=parse_topology(fixture_text(f"{host}/topo.txt")).to_dict(),
+        compute_apps=[asdict(app) for app in parse_compute_apps(fixture_text(f"{host}/{apps}"))],
+    )
+    facts.update(overrides)
+    return facts
+
+
+def host_facts(**overrides):
+    facts = dict(
+        python={"executable": "/usr/bin/python3", "version": "3.12.3", "error": ""},
+        disk={"path": "/opt/vllm/venv", "checked_at": "/", "free_bytes": 128 * GIB},
+        port={"port": 8000, "listening": False, "owners": []},
+        nofile={"soft": 1024, "hard": 524288},
+    )
+    facts.update(overrides)
+    return facts
+
+
+def run(known_models, driver_table, *, s=None, g=None, h=None, config=None, config_path=""):
+    return evaluate(
+        dict(
+            settings=s or settings(),
+            gpu_facts=gpu_facts() if g is None else g,
+            host_facts=h or host_facts(),
+            model_config=config or {},
+            model_config_path=config_path,
+            known_models=known_models,
+            driver_table=driver_table,
+        )
+    )
+
+
+def statuses(summary):
+    return {check["name"]: check["status"] for check in summary["checks"]}
+
+
+def test_h200x2_real_facts_pass(known_models, driver_table):
+    summary = run(known_models, driver_table)
+    assert summary["verdict"] == "pass", summary["table"]
+    assert set(statuses(summary).values()) == {"pass"}
+    assert summary["estimate"]["predicted_max_sequences"] >= 200
+    assert summary["message"] == ""
+
+
+def test_h100_python3_holding_memory_warns_and_is_listed(known_models, driver_table):
+    summary = run(
+        known_models,
+        driver_table,
+        s=settings(tensor_parallel_size=1, gpu_memory_utilization=0.75),
+        g=gpu_facts("h100", "query-load.txt", "apps-load.txt"),
+    )
+    check = next(c for c in summary["checks"] if c["name"] == "gpu_memory_free")
+    assert check["status"] == "warn"
+    assert "python3 (pid 536) 15300 MiB" in check["measured"]
+
+
+def test_h100_python3_holding_memory_fails_at_default_utilisation(known_models, driver_table):
+    # 81559 - 15309 MiB free is less than 0.9 x 81559: vLLM would refuse to start.
+    summary = run(
+        known_models,
+        driver_table,
+        s=settings(tensor_parallel_size=1),
+        g=gpu_facts("h100", "query-load.txt", "apps-load.txt"),
+    )
+    assert statuses(summary)["gpu_memory_free"] == "fail"
+    assert "Free memory on device" in summary["message"]
+
+
+def ollama_facts():
+    facts = gpu_facts("h100", "query-load.txt", "apps-load.txt")
+    facts["compute_apps"][0]["process_name"] = "/usr/local/bin/ollama"
+    return facts
+
+
+def test_ollama_runner_fails_without_the_archive(known_models, driver_table):
+    summary = run(known_models, driver_table, s=settings(tensor_parallel_size=1), g=ollama_facts())
+    assert statuses(summary)["gpu_memory_free"] == "fail"
+    assert "Ollama runner holds GPU memory" in summary["message"]
+    assert "gpu_preflight_ollama_archive_in_play" in summary["message"]
+
+
+def test_ollama_runner_warns_with_the_archive_and_its_memory_is_not_counted(known_models, driver_table):
+    summary = run(
+        known_models, driver_table, s=settings(tensor_parallel_size=1, ollama_archive_in_play=True), g=ollama_facts()
+    )
+    assert statuses(summary)["gpu_memory_free"] == "warn"
+    assert statuses(summary)["memory_fit"] == "pass"
+    assert summary["verdict"] == "warn"
+
+
+def test_no_driver_fails_and_skips_gpu_checks(known_models, driver_table):
+    error = "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver."
+    summary = run(known_models, driver_table, g={"present": True, "driver_loaded": False, "error": error})
+    result = statuses(summary)
+    assert result["nvidia_smi"] == "fail"
+    assert {result[n] for n in ("driver_version", "gpu_count", "dtype", "memory_fit", "interconnect")} == {"skip"}
+    assert result["model_shape"] == "pass"
+    assert summary["failed"] == ["nvidia_smi"]
+    assert "couldn't communicate with the NVIDIA driver" in summary["message"]
+
+
+def test_missing_nvidia_smi(known_models, driver_table):
+    summary = run(known_models, driver_table, g={"present": False})
+    assert "nvidia-smi not found" in summary["message"]
+
+
+def test_old_driver_fails_for_cuda13_build(known_models, driver_table):
+    facts = gpu_facts(driver_version="570.124.06")
+    summary = run(known_models, driver_table, g=facts)
+    assert statuses(summary)["driver_version"] == "fail"
+    assert "580.65.06" in summary["message"]
+
+
+def test_cuda12_build_on_minor_compat_driver_warns(known_models, driver_table):
+    summary = run(known_models, driver_table, s=settings(cuda_version="12.9"), g=gpu_facts(driver_version="550.54.15"))
+    assert statuses(summary)["driver_version"] == "warn"
+
+
+def test_unknown_vllm_version_asks_for_cuda_version(known_models, driver_table):
+    summary = run(known_models, driver_table, s=settings(vllm_version="0.26.0"))
+    check = next(c for c in summary["checks"] if c["name"] == "driver_version")
+    assert check["status"] == "warn"
+    assert "gpu_preflight_cuda_version" in check["remediation"]
+
+
+def test_driver_table_lookups(driver_table):
+    assert cuda_for_vllm("0.33.0+cu130", driver_table)["cuda"] == "13.0"
+    assert cuda_for_vllm("0.6.3.post1", driver_table)["cuda"] == "12.1"
+    assert cuda_for_vllm("0.26.0", driver_table) is None
+    assert driver_minimum_for_cuda("13.0", driver_table)["min_driver"] == "580.65.06"
+    assert version_tuple("v0.33.0rc1") == (0, 33, 0)
+
+
+def test_gpu_count_too_small(known_models, driver_table):
+    summary = run(known_models, driver_table, s=settings(tensor_parallel_size=2, data_parallel_size=2))
+    assert statuses(summary)["gpu_count"] == "fail"
+    assert "TP x PP x DP <= 2" in summary["message"]
+
+
+def test_tp3_fails_naming_heads(known_models, driver_table):
+    four = gpu_facts()
+    four["gpus"] = four["gpus"] * 2
+    for index, gpu in enumerate(four["gpus"]):
+        four["gpus"][index] = {**gpu, "index": index, "uuid": f"GPU-{index}"}
+    summary = run(known_models, driver_table, s=settings(tensor_parallel_size=3), g=four)
+    assert statuses(summary)["model_shape"] == "fail"
+    assert "8 attention heads are not divisible by tensor_parallel_size 3" in summary["message"]
+
+
+def t4_facts():
+    return gpu_facts(
+        gpus=[
+            dict(
+                index=0,
+                name="Tesla T4",
+                uuid="GPU-t4",
+                pci_bus_id="0:4",
+                driver_version="580.95.05",
+                memory_total_mib=15360,
+                memory_used_mib=0,
+                compute_cap="7.5",
+            )
+        ],
+        topology={"gpu_indices": [0], "links": []},
+    )
+
+
+@pytest.mark.parametrize("dtype", ["auto", "float16", "bfloat16"])
+def test_gemma_on_t4_fails_with_the_float16_explanation(known_models, driver_table, dtype):
+    summary = run(known_models, driver_table, s=settings(tensor_parallel_size=1, dtype=dtype), g=t4_facts())
+    check = next(c for c in summary["checks"] if c["name"] == "dtype")
+    assert check["status"] == "fail"
+    assert "refuses float16 for model type 'gemma3' (numerical instability)" in check["measured"]
+    assert "set dtype float32" in check["remediation"]
+
+
+def test_gemma_float32_on_t4_passes_dtype_but_not_memory(known_models, driver_table):
+    summary = run(known_models, driver_table, s=settings(tensor_parallel_size=1, dtype="float32"), g=t4_facts())
+    assert statuses(summary)["dtype"] == "pass"
+    assert statuses(summary)["memory_fit"] == "fail"
+    assert "the weights do not fit" in summary["message"]
+
+
+def test_gemma_float16_fails_even_on_hopper(known_models, driver_table):
+    summary = run(known_models, driver_table, s=settings(dtype="float16"))
+    assert statuses(summary)["dtype"] == "fail"
+    assert "set dtype bfloat16" in summary["message"]
+
+
+def test_llama_bfloat16_on_t4_needs_float16(known_models, driver_table):
+    summary = run(
+        known_models,
+        driver_table,
+        s=settings(model="classroom-tiny", tensor_parallel_size=1, dtype="bfloat16"),
+        g=t4_facts(),
+    )
+    assert statuses(summary)["dtype"] == "fail"
+    assert "bfloat16 needs compute capability 8.0+" in summary["message"]
+
+
+def test_llama_auto_on_t4_resolves_to_float16(known_models, driver_table):
+    summary = run(known_models, driver_table, s=settings(model="classroom-tiny", tensor_parallel_size=1), g=t4_facts())
+    check = next(c for c in summary["checks"] if c["name"] == "dtype")
+    assert (check["status"], check["measured"]) == ("pass", "dtype auto -> float16 on sm_75")
+
+
+def pcie_facts(count):
+    gpus = [
+        dict(
+            index=i,
+            name="NVIDIA RTX 6000 Ada Generation",
+            uuid=f"GPU-{i}",
+            pci_bus_id=f"0:{i}",
+            driver_version="580.95.05",
+            memory_total_mib=49140,
+            memory_used_mib=2,
+            compute_cap="8.9",
+        )
+        for i in range(count)
+    ]
+    links = [dict(a=a, b=b, kind="pcie", label="SYS") for a in range(count) for b in range(a + 1, count)]
+    return gpu_facts(gpus=gpus, topology={"gpu_indices": list(range(count)), "links": links})
+
+
+def test_pcie_tp4_warns_with_the_nccl_pitfall(known_models, driver_table):
+    summary = run(known_models, driver_table, s=settings(tensor_parallel_size=4), g=pcie_facts(4))
+    check = next(c for c in summary["checks"] if c["name"] == "interconnect")
+    assert check["status"] == "warn"
+    assert "custom all-reduce" in check["measured"]
+    assert "ACS" in check["remediation"]
+    assert "NCCL_P2P_DISABLE=1" in check["remediation"]
+    assert summary["verdict"] == "warn"
+    assert summary["failed"] == []
+
+
+def test_pcie_tp2_passes(known_models, driver_table):
+    summary = run(known_models, driver_table, s=settings(tensor_parallel_size=2), g=pcie_facts(4))
+    assert statuses(summary)["interconnect"] == "pass"
+
+
+def test_students_that_do_not_fit_fail(known_models, driver_table):
+    summary = run(
+        known_models,
+        driver_table,
+        s=settings(tensor_parallel_size=4, students=5000, max_num_seqs=8192),
+        g=pcie_facts(4),
+    )
+    assert statuses(summary)["memory_fit"] == "fail"
+    assert "lower max_model_len" in summary["message"]
+
+
+def test_max_num_seqs_below_students_warns(known_models, driver_table):
+    summary = run(known_models, driver_table, s=settings(max_num_seqs=8))
+    assert statuses(summary)["memory_fit"] == "warn"
+
+
+def test_cpu_lab_skips_gpu_checks_explicitly(known_models, driver_table):
+    summary = run(known_models, driver_table, s=settings(profile="cpu_lab", model="classroom-tiny"), g={})
+    result = statuses(summary)
+    gpu_checks = ("nvidia_smi", "driver_version", "gpu_count", "dtype", "memory_fit", "gpu_memory_free", "interconnect")
+    assert {result[name] for name in gpu_checks} == {"skip"}
+    assert {result[name] for name in ("model_shape", "python_version", "disk_space", "service_port", "nofile")} == {
+        "pass"
+    }
+    assert summary["gpu_checks_skipped"]["reason"] == "profile cpu_lab: no GPU expected"
+    assert summary["verdict"] == "pass"
+
+
+def test_cpu_lab_still_checks_the_model_shape(known_models, driver_table):
+    summary = run(
+        known_models, driver_table, s=settings(profile="cpu_lab", model="classroom-tiny", tensor_parallel_size=3), g={}
+    )
+    assert summary["failed"] == ["model_shape"]
+
+
+def test_unknown_model_fails_with_a_fix(known_models, driver_table):
+    summary = run(known_models, driver_table, s=settings(model="acme/mystery"))
+    assert statuses(summary)["model_shape"] == "fail"
+    assert statuses(summary)["memory_fit"] == "skip"
+    assert "known-models table" in summary["message"]
+
+
+@pytest.mark.parametrize(
+    ("facts", "check", "status", "text"),
+    [
+        ({"python": {"executable": "python3", "version": "3.9.2", "error": ""}}, "python_version", "fail", "3.9.2"),
+        (
+            {"python": {"executable": "python3", "version": None, "error": "not found on PATH"}},
+            "python_version",
+            "fail",
+            "not found on PATH",
+        ),
+        (
+            {"disk": {"path": "/opt/vllm/venv", "checked_at": "/opt", "free_bytes": 10 * GIB}},
+            "disk_space",
+            "fail",
+            "10 GiB free at /opt",
+        ),
+        (
+            {"port": {"port": 8000, "listening": True, "owners": ["python3 (pid 42)"]}},
+            "service_port",
+            "fail",
+            "python3 (pid 42)",
+        ),
+        ({"nofile": {"soft": 1024, "hard": 20000}}, "nofile", "warn", "hard 20000"),
+        ({"nofile": {"soft": None, "hard": None}}, "nofile", "pass", "unlimited"),
+    ],
+)
+def test_host_checks(known_models, driver_table, facts, check, status, text):
+    summary = run(known_models, driver_table, h=host_facts(**facts))
+    result = next(c for c in summary["checks"] if c["name"] == check)
+    assert result["status"] == status
+    assert text in result["measured"]
+
+
+def test_failure_message_lists_every_failure_with_its_fix(known_models, driver_table):
+    summary = run(
+        known_models,
+        driver_table,
+        s=settings(tensor_parallel_size=3),
+        h=host_facts(port={"port": 8000, "listening": True, "owners": []}),
+    )
+    assert summary["message"].startswith("gpu_preflight: 3 check(s) failed: ")
+    for name in ("gpu_count", "model_shape", "service_port"):
+        assert f"{name}: " in summary["message"]
+    assert summary["message"].count("-- fix: ") == 3
+
+
+def test_table_lists_each_check_once(known_models, driver_table):
+    table = run(known_models, driver_table)["table"]
+    assert table[0].split() == ["check", "status", "measured"]
+    assert len([line for line in table[1:] if not line.lstrip().startswith("fix:")]) == 12
+
+
+class FakeModule:
+    """Stands in for AnsibleModule: answers run_command from a folder of transcripts."""
+
+    def __init__(self, folder, binary="/usr/bin/nvidia-smi"):
+        self.params = {"nvidia_smi": "nvidia-smi"}
+        self.binary = binary
+        self.answers = {}
+        for path in folder.glob("*.txt"):
+            lines = path.read_text().splitlines()
+            command = lines[0].removeprefix("# command: ")
+            self.answers[command] = (int(lines[-1].removeprefix("exit=")), transcript(path))
+        self.commands = []
+
+    def get_bin_path(self, name):
+        return self.binary
+
+    def run_command(self, args, environ_update=None):
+        command = shlex.join(["nvidia-smi", *args[1:]])
+        self.commands.append(command)
+        if command not in self.answers:
+            raise AssertionError(f"no transcript for {command}")
+        rc, out = self.answers[command]
+        return rc, out, ""
+
+
+@pytest.mark.parametrize("variant", ["h200x2", "rtx6000ada-x4", "t4", "h100-ollama"])
+def test_gpu_facts_module_runs_against_every_replay_variant(variant):
+    module = FakeModule(REPLAY / variant)
+    facts = gpu_facts_module.gather(module)
+    assert facts["driver_loaded"], facts
+    assert facts["cuda_version"] == "13.0"
+    assert facts["topology"]["gpu_indices"] == [gpu["index"] for gpu in facts["gpus"]]
+    assert len(module.commands) == 4
+
+
+def test_gpu_facts_module_reports_an_unloaded_driver():
+    module = FakeModule(REPLAY / "nodriver")
+    facts = gpu_facts_module.gather(module)
+    assert (facts["present"], facts["driver_loaded"]) == (True, False)
+    assert facts["error"].startswith("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver")
+
+
+def test_gpu_facts_module_without_nvidia_smi():
+    facts = gpu_facts_module.gather(FakeModule(REPLAY / "nodriver", binary=None))
+    assert facts["present"] is False
+
+
+def test_real_h200_replay_is_the_recorded_fixture():
+    assert (REPLAY / "h200x2" / "query-idle.txt").read_text() == (
+        REPLAY.parents[2] / "tests/preflight/fixtures/h200x2/query-idle.txt"
+    ).read_text()
