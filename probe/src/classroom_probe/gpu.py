@@ -1,0 +1,172 @@
+"""1 Hz GPU sampler: NVML when importable, else `nvidia-smi` CSV, else recorded as absent."""
+
+import asyncio
+import contextlib
+import shutil
+from dataclasses import dataclass, field
+from time import perf_counter_ns
+from typing import Any
+
+SMI_QUERY = ("--query-gpu=index,utilization.gpu,memory.used,memory.total", "--format=csv,noheader,nounits")
+
+
+@dataclass(slots=True)
+class GpuSample:
+    t_ns: int
+    index: int
+    util_pct: float | None
+    mem_used_mib: float | None
+
+
+@dataclass(slots=True)
+class GpuSeries:
+    """What the sampler saw: the source (`nvml`, `smi` or `absent`), why if absent, and the samples."""
+
+    source: str = "absent"
+    reason: str = ""
+    samples: list[GpuSample] = field(default_factory=list)
+
+    def means(self, start_ns: int | None = None, end_ns: int | None = None) -> dict[int, float]:
+        """Mean utilisation per GPU over samples inside [start, end]."""
+        sums: dict[int, list[float]] = {}
+        for s in self.samples:
+            if s.util_pct is None:
+                continue
+            if (start_ns is not None and s.t_ns < start_ns) or (end_ns is not None and s.t_ns > end_ns):
+                continue
+            acc = sums.setdefault(s.index, [0.0, 0.0])
+            acc[0] += s.util_pct
+            acc[1] += 1
+        return {i: acc[0] / acc[1] for i, acc in sorted(sums.items())}
+
+
+def _num(text: str) -> float | None:
+    try:
+        return float(text.strip())
+    except ValueError:
+        return None  # "[N/A]", "[Not Supported]"
+
+
+def parse_smi_csv(text: str, t_ns: int = 0) -> list[GpuSample]:
+    """Parse `index, util, mem.used[, ...]` lines; a leading `timestamp` column (with `/` or `:`) is skipped."""
+    out: list[GpuSample] = []
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        cols = [c.strip() for c in line.split(",")]
+        if cols and ("/" in cols[0] or ":" in cols[0]):
+            cols = cols[1:]
+        if len(cols) < 3:
+            continue
+        try:
+            index = int(cols[0])
+        except ValueError:
+            continue
+        out.append(GpuSample(t_ns, index, _num(cols[1]), _num(cols[2])))
+    return out
+
+
+class _Nvml:
+    def __init__(self) -> None:
+        import pynvml  # noqa: PLC0415  (optional dependency)
+
+        self._nvml: Any = pynvml
+        pynvml.nvmlInit()
+        count = pynvml.nvmlDeviceGetCount()
+        self._handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
+        if not self._handles:
+            raise RuntimeError("NVML sees no GPU")
+
+    def read(self, t_ns: int) -> list[GpuSample]:
+        out = []
+        for i, h in enumerate(self._handles):
+            util = float(self._nvml.nvmlDeviceGetUtilizationRates(h).gpu)
+            mem = self._nvml.nvmlDeviceGetMemoryInfo(h).used / 2**20
+            out.append(GpuSample(t_ns, i, util, round(mem, 1)))
+        return out
+
+    def close(self) -> None:
+        # Shutdown errors change nothing already measured.
+        with contextlib.suppress(Exception):
+            self._nvml.nvmlShutdown()
+
+
+async def _smi_read(smi: str, t_ns: int, timeout: float = 5.0) -> list[GpuSample]:
+    proc = await asyncio.create_subprocess_exec(
+        smi, *SMI_QUERY, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    if proc.returncode != 0:
+        raise RuntimeError(f"nvidia-smi exited {proc.returncode}")
+    return parse_smi_csv(out.decode("utf-8", "replace"), t_ns)
+
+
+class GpuSampler:
+    """Samples every GPU once a second until stopped; `series` holds the result."""
+
+    def __init__(self, mode: str, interval: float = 1.0, max_samples: int = 7 * 24 * 3600) -> None:
+        self.mode = mode
+        self.interval = interval
+        self.max_samples = max_samples
+        self.series = GpuSeries()
+        self._nvml: _Nvml | None = None
+        self._smi: str | None = None
+
+    async def open(self) -> None:
+        """Pick the source. Never raises: a machine without GPUs records `absent` and why."""
+        if self.mode == "off":
+            self.series.reason = "disabled (--gpu off)"
+            return
+        reasons = []
+        if self.mode in ("auto", "nvml"):
+            try:
+                self._nvml = _Nvml()
+                self.series.source = "nvml"
+                return
+            except Exception as exc:
+                reasons.append(f"NVML unavailable ({type(exc).__name__}: {exc})")
+        if self.mode in ("auto", "smi"):
+            smi = shutil.which("nvidia-smi")
+            if smi is None:
+                reasons.append("nvidia-smi not on PATH")
+            else:
+                try:
+                    first = await _smi_read(smi, perf_counter_ns())
+                    if first:
+                        self._smi = smi
+                        self.series.source = "smi"
+                        return
+                    reasons.append("nvidia-smi listed no GPU")
+                except (OSError, RuntimeError, TimeoutError) as exc:
+                    reasons.append(f"nvidia-smi failed ({exc})")
+        self.series.reason = "; ".join(reasons)
+
+    async def sample_once(self) -> None:
+        t = perf_counter_ns()
+        try:
+            if self._nvml is not None:
+                self.series.samples.extend(await asyncio.to_thread(self._nvml.read, t))
+            elif self._smi is not None:
+                self.series.samples.extend(await _smi_read(self._smi, t))
+        except Exception as exc:
+            self.series.reason = f"sample failed: {type(exc).__name__}: {exc}"
+
+    async def loop(self, stop: asyncio.Event) -> None:
+        if self._nvml is None and self._smi is None:
+            return
+        for _ in range(self.max_samples):
+            await self.sample_once()
+            try:
+                await asyncio.wait_for(stop.wait(), self.interval)
+                return
+            except TimeoutError:
+                continue
+
+    def close(self) -> None:
+        if self._nvml is not None:
+            self._nvml.close()

@@ -1,0 +1,167 @@
+"""Aggregates over finished requests, with vLLM's metric definitions.
+
+- TTFT: first content-bearing chunk minus request start.
+- ITL (per chunk): gaps between consecutive content-bearing chunks, pooled over successful requests.
+- ITL (per token): each gap divided by the tokens its chunk carried (known only from per-chunk usage),
+  counted once per token; requests with any chunk of unknown size are left out.
+- TPOT: per request, (E2E - TTFT) / (output_tokens - 1), requests with 2+ tokens.
+- E2E: last event before the end of the stream minus request start.
+- Per-student output tok/s: for each student, the sum over their successful measured requests of
+  (output_tokens - 1) divided by the sum of (E2E - TTFT): the speed at which their answers streamed.
+  Where requests have no student (rate mode), each request is its own stream.
+Only measured (post-warm-up) requests enter the statistics; failures are counted by kind regardless.
+"""
+
+from collections import Counter
+from dataclasses import dataclass
+
+from classroom_probe.records import RequestRecord
+from classroom_probe.stats import Reservoir
+
+NS_PER_MS = 1e6
+NS_PER_S = 1e9
+MIN_DECODE_S = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class Slo:
+    """Per-request SLO used for goodput (None: not part of it)."""
+
+    ttft_ms_max: float | None = None
+    tok_s_min: float | None = None
+
+
+class Aggregator:
+    """Folds finished requests into bounded-memory statistics."""
+
+    def __init__(self, slo: Slo, seed: int = 0, capacity: int = 100_000) -> None:
+        self.slo = slo
+        self.ttft = Reservoir(capacity, seed + 1)
+        self.itl = Reservoir(capacity, seed + 2)
+        self.itl_token = Reservoir(capacity, seed + 3)
+        self.tpot = Reservoir(capacity, seed + 4)
+        self.e2e = Reservoir(capacity, seed + 5)
+        self.request_tok_s = Reservoir(capacity, seed + 6)
+        self.students: dict[int, list[float]] = {}
+        self.failures: Counter[str] = Counter()
+        self.measured_failures: Counter[str] = Counter()
+        self.requests = 0
+        self.measured = 0
+        self.ok = 0
+        self.goodput = 0
+        self.output_tokens = 0
+        self.estimated_requests = 0
+        self.all_tokens = 0
+        self.window_start_ns: int | None = None
+        self.window_end_ns: int | None = None
+
+    def add(self, rec: RequestRecord) -> None:
+        self.requests += 1
+        self.all_tokens += rec.output_tokens
+        key = rec.failure_key
+        if key is not None:
+            self.failures[key] += 1
+        if not rec.measured:
+            return
+        self.measured += 1
+        if self.window_end_ns is None or rec.end_ns > self.window_end_ns:
+            self.window_end_ns = rec.end_ns
+        if key is not None:
+            self.measured_failures[key] += 1
+            return
+        self.ok += 1
+        self.output_tokens += rec.output_tokens
+        if rec.tokens_estimated:
+            self.estimated_requests += 1
+        ttft = rec.ttft_ns
+        e2e = rec.e2e_ns
+        if ttft is not None:
+            self.ttft.add(ttft)
+        if e2e is not None:
+            self.e2e.add(e2e)
+        self._add_gaps(rec)
+        tpot = rec.tpot_ns
+        rate: float | None = None
+        if tpot is not None and ttft is not None and e2e is not None:
+            self.tpot.add(tpot)
+            # All tokens in one network read: a decode time of zero, floored to 1 us to stay finite.
+            decode_s = max((e2e - ttft) / NS_PER_S, MIN_DECODE_S)
+            rate = (rec.output_tokens - 1) / decode_s
+            self.request_tok_s.add(rate)
+            if rec.student is not None:
+                acc = self.students.setdefault(rec.student, [0.0, 0.0])
+                acc[0] += rec.output_tokens - 1
+                acc[1] += decode_s
+        if self._meets_slo(ttft, rate):
+            self.goodput += 1
+
+    def _add_gaps(self, rec: RequestRecord) -> None:
+        self.itl.extend(rec.gaps_ns)
+        if rec.gap_tokens and 0 not in rec.gap_tokens:
+            if all(n == 1 for n in rec.gap_tokens):
+                self.itl_token.extend(rec.gaps_ns)
+                return
+            per_token: list[float] = []
+            for gap, n in zip(rec.gaps_ns, rec.gap_tokens, strict=True):
+                per_token.extend([gap / n] * n)
+            self.itl_token.extend(per_token)
+
+    def _meets_slo(self, ttft_ns: int | None, rate: float | None) -> bool:
+        if self.slo.ttft_ms_max is not None and (ttft_ns is None or ttft_ns / NS_PER_MS > self.slo.ttft_ms_max):
+            return False
+        # Requests of one token have no streaming speed; they meet the speed SLO by definition.
+        return self.slo.tok_s_min is None or rate is None or rate >= self.slo.tok_s_min
+
+    @property
+    def window_s(self) -> float | None:
+        if self.window_start_ns is None or self.window_end_ns is None:
+            return None
+        span = (self.window_end_ns - self.window_start_ns) / NS_PER_S
+        return span if span > 0 else None
+
+    def student_rates(self) -> Reservoir:
+        """Per-student output tok/s; per request where no student ids exist."""
+        if not self.students:
+            return self.request_tok_s
+        res = Reservoir(capacity=max(1, len(self.students)))
+        for tokens, secs in self.students.values():
+            if secs > 0:
+                res.add(tokens / secs)
+        return res
+
+    @property
+    def failures_measured_total(self) -> int:
+        return sum(self.measured_failures.values())
+
+    def summary(self) -> dict[str, object]:
+        window = self.window_s
+        per_student = self.student_rates()
+        return {
+            "requests_total": self.requests,
+            "requests_measured": self.measured,
+            "requests_ok": self.ok,
+            "failures_total": sum(self.failures.values()),
+            "failures_measured": self.failures_measured_total,
+            "failures_by_kind": dict(sorted(self.failures.items())),
+            "measured_window_s": None if window is None else round(window, 3),
+            "output_tokens": self.output_tokens,
+            "output_tokens_estimated": self.estimated_requests > 0,
+            "requests_with_estimated_tokens": self.estimated_requests,
+            "output_tok_s": None if window is None else round(self.output_tokens / window, 3),
+            "requests_per_s": None if window is None else round(self.ok / window, 4),
+            "goodput_requests": self.goodput,
+            "goodput_per_s": None if window is None else round(self.goodput / window, 4),
+            "latency_ms": {
+                "ttft": self.ttft.summary(1 / NS_PER_MS),
+                "itl": self.itl.summary(1 / NS_PER_MS),
+                "itl_per_token": self.itl_token.summary(1 / NS_PER_MS),
+                "tpot": self.tpot.summary(1 / NS_PER_MS),
+                "e2e": self.e2e.summary(1 / NS_PER_MS),
+            },
+            "student_output_tok_s": {
+                "unit": "student" if self.students else "request",
+                **per_student.summary(),
+                "p10": None if not per_student.count else round(per_student.quantile(10) or 0.0, 3),
+            },
+            "request_output_tok_s": self.request_tok_s.summary(),
+        }
