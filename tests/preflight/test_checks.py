@@ -38,6 +38,7 @@ def settings(**overrides):
         service_port=8000,
         ollama_archive_in_play=False,
         ollama_process_names=["ollama", "llama-server", "ollama_llama_server"],
+        service_user="vllm",
     )
     values.update(overrides)
     return values
@@ -164,13 +165,31 @@ def test_old_driver_fails_for_cuda13_build(known_models, driver_table):
     assert "580.65.06" in summary["message"]
 
 
+def test_vllm_026_passes_on_the_h200_driver(known_models, driver_table):
+    # The driver the recorded H200 box reports (it ran vLLM 0.26.0 with torch 2.11.0+cu130).
+    driver = fixture_text("h200x2/version.txt").split("DRIVER version")[1].split(":")[1].split()[0]
+    assert driver == "580.159.04"
+    summary = run(known_models, driver_table, s=settings(vllm_version="0.26.0"), g=gpu_facts(driver_version=driver))
+    check = next(c for c in summary["checks"] if c["name"] == "driver_version")
+    assert check["status"] == "pass", check
+    assert "vLLM 0.26.0 wheel needs CUDA 13.0" in check["measured"]
+
+
+def test_vllm_026_fails_on_a_570_driver(known_models, driver_table):
+    summary = run(
+        known_models, driver_table, s=settings(vllm_version="0.26.0"), g=gpu_facts(driver_version="570.124.06")
+    )
+    assert statuses(summary)["driver_version"] == "fail"
+    assert "580.65.06" in summary["message"]
+
+
 def test_cuda12_build_on_minor_compat_driver_warns(known_models, driver_table):
     summary = run(known_models, driver_table, s=settings(cuda_version="12.9"), g=gpu_facts(driver_version="550.54.15"))
     assert statuses(summary)["driver_version"] == "warn"
 
 
 def test_unknown_vllm_version_asks_for_cuda_version(known_models, driver_table):
-    summary = run(known_models, driver_table, s=settings(vllm_version="0.26.0"))
+    summary = run(known_models, driver_table, s=settings(vllm_version="0.25.0"))
     check = next(c for c in summary["checks"] if c["name"] == "driver_version")
     assert check["status"] == "warn"
     assert "gpu_preflight_cuda_version" in check["remediation"]
@@ -179,7 +198,9 @@ def test_unknown_vllm_version_asks_for_cuda_version(known_models, driver_table):
 def test_driver_table_lookups(driver_table):
     assert cuda_for_vllm("0.33.0+cu130", driver_table)["cuda"] == "13.0"
     assert cuda_for_vllm("0.6.3.post1", driver_table)["cuda"] == "12.1"
-    assert cuda_for_vllm("0.26.0", driver_table) is None
+    assert cuda_for_vllm("0.25.0", driver_table) is None
+    assert cuda_for_vllm("0.26.0", driver_table)["cuda"] == "13.0"
+    assert cuda_for_vllm("0.27.0", driver_table) is None
     assert driver_minimum_for_cuda("13.0", driver_table)["min_driver"] == "580.65.06"
     assert version_tuple("v0.33.0rc1") == (0, 33, 0)
 
@@ -364,6 +385,86 @@ def test_host_checks(known_models, driver_table, facts, check, status, text):
     result = next(c for c in summary["checks"] if c["name"] == check)
     assert result["status"] == status
     assert text in result["measured"]
+
+
+def listener(*processes, socket_users=None):
+    """Port facts as the host-facts module reports a listener on 8000."""
+    procs = [{"pid": pid, "name": name, "user": user} for pid, name, user in processes]
+    users = sorted({user for _, _, user in processes if user}) if socket_users is None else socket_users
+    return {"port": 8000, "listening": True, "owners": [], "processes": procs, "socket_users": users}
+
+
+def port_check(known_models, driver_table, port, **overrides):
+    summary = run(known_models, driver_table, s=settings(**overrides), h=host_facts(port=port))
+    return next(c for c in summary["checks"] if c["name"] == "service_port")
+
+
+def test_port_held_by_the_own_vllm_service_passes(known_models, driver_table):
+    check = port_check(known_models, driver_table, listener((4242, "vllm", "vllm"), (4250, "python3", "vllm")))
+    assert check["status"] == "pass", check
+    assert "held by the project's own vLLM service (user vllm)" in check["measured"]
+    assert "vllm (pid 4242, user vllm), python3 (pid 4250, user vllm)" in check["measured"]
+
+
+def test_port_of_the_own_service_passes_without_root(known_models, driver_table):
+    # Without root another user's process is unreadable; the socket's uid still names the user.
+    port = listener(socket_users=["vllm"])
+    check = port_check(known_models, driver_table, port)
+    assert check["status"] == "pass", check
+    assert "not readable without root" in check["measured"]
+    port["unreadable_candidates"] = [{"pid": 4242, "name": "vllm", "user": "vllm"}]
+    check = port_check(known_models, driver_table, port)
+    assert check["status"] == "pass", check
+    assert "its processes: vllm (pid 4242, user vllm)" in check["measured"]
+
+
+@pytest.mark.parametrize(
+    ("port", "overrides", "text"),
+    [
+        (listener((42, "python3", "alice")), {}, "python3 (pid 42, user alice)"),
+        (listener((42, "python3", "vllm"), (43, "nginx", "www-data")), {}, "nginx (pid 43, user www-data)"),
+        (listener((42, "python3", "vllm"), socket_users=["root"]), {}, "vllm); socket owned by user root"),
+        (listener(socket_users=["alice"]), {}, "socket owned by user alice"),
+        (listener((42, "python3", None), socket_users=[]), {}, "python3 (pid 42)"),
+        (listener((42, "python3", "vllm")), {"service_user": "svc-vllm"}, "python3 (pid 42, user vllm)"),
+        (listener((42, "python3", "vllm")), {"service_user": ""}, "python3 (pid 42, user vllm)"),
+        (listener(socket_users=[]), {}, "unknown process"),
+    ],
+)
+def test_port_held_by_anyone_else_fails(known_models, driver_table, port, overrides, text):
+    check = port_check(known_models, driver_table, port, **overrides)
+    assert check["status"] == "fail", check
+    assert check["measured"].startswith("port 8000 already has a listener (")
+    assert text in check["measured"]
+    assert "own vLLM service" not in check["measured"]
+
+
+def h100_with_owner(user):
+    """The recorded H100 under load (python3, pid 536, 15300 MiB) with that pid's owner."""
+    facts = host_facts(gpu_processes=[{"pid": 536, "user": user}])
+    return dict(s=settings(tensor_parallel_size=1), g=gpu_facts("h100", "query-load.txt", "apps-load.txt"), h=facts)
+
+
+def test_gpu_memory_of_the_own_service_is_not_held_by_others(known_models, driver_table):
+    summary = run(known_models, driver_table, **h100_with_owner("vllm"))
+    check = next(c for c in summary["checks"] if c["name"] == "gpu_memory_free")
+    assert check["status"] == "pass", check
+    assert "own vLLM service (user vllm) holds GPU0: python3 (pid 536) 15300 MiB" in check["measured"]
+    assert "no other processes" in check["measured"]
+    assert [app["pid"] for app in check["details"]["own_service_processes"]] == [536]
+    assert check["details"]["processes"] == []
+    # The memory plan sees the whole GPU again: the budget is 0.9 x 81559 MiB, not total - 15309.
+    fit = next(c for c in summary["checks"] if c["name"] == "memory_fit")
+    assert fit["details"]["budget_gib_per_gpu"] == pytest.approx(0.9 * 81559 / 1024, abs=0.05)
+
+
+@pytest.mark.parametrize("user", ["alice", None])
+def test_gpu_memory_of_a_foreign_or_unknown_owner_still_fails(known_models, driver_table, user):
+    summary = run(known_models, driver_table, **h100_with_owner(user))
+    check = next(c for c in summary["checks"] if c["name"] == "gpu_memory_free")
+    assert check["status"] == "fail", check
+    assert "held by GPU0: python3 (pid 536) 15300 MiB" in check["measured"]
+    assert "own vLLM service" not in check["measured"]
 
 
 def test_failure_message_lists_every_failure_with_its_fix(known_models, driver_table):

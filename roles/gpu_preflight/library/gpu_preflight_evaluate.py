@@ -88,6 +88,7 @@ def build_settings(raw: dict[str, Any]) -> Settings:
     values = {name: raw[name] for name in names}
     values["python_versions"] = tuple(str(v) for v in values["python_versions"])
     values["ollama_process_names"] = tuple(str(v) for v in values["ollama_process_names"])
+    values["service_user"] = str(values["service_user"] or "")
     # Older ansible-core templates numbers to strings inside a dict option: coerce here.
     for name in ("gpu_memory_utilization", "activation_reserve_gib", "min_free_disk_gib"):
         values[name] = float(values[name])

@@ -68,6 +68,9 @@ class Settings:
     service_port: int
     ollama_archive_in_play: bool
     ollama_process_names: tuple[str, ...]
+    # The project's own vLLM service runs as this user; the vllm stage replaces it in place,
+    # so its port and GPU memory are not someone else's. Empty: every holder is foreign.
+    service_user: str
 
     @property
     def world_size(self) -> int:
@@ -110,6 +113,17 @@ class GpuFacts:
 
 
 @dataclass(frozen=True)
+class OwnedProcess:
+    pid: int
+    name: str | None
+    user: str | None
+
+    def label(self) -> str:
+        user = f", user {self.user}" if self.user else ""
+        return f"{self.name or 'process'} (pid {self.pid}{user})"
+
+
+@dataclass(frozen=True)
 class HostFacts:
     python_executable: str
     python_version: str | None
@@ -121,6 +135,12 @@ class HostFacts:
     port_owners: tuple[str, ...]
     nofile_soft: int | None
     nofile_hard: int | None
+    port_processes: tuple[OwnedProcess, ...] = ()
+    # Users owning the listening sockets (/proc/net/tcp), known even when the processes are not.
+    port_socket_users: tuple[str, ...] = ()
+    # Processes of the socket users whose descriptors were unreadable (no root): likely holders.
+    port_candidates: tuple[OwnedProcess, ...] = ()
+    gpu_process_users: dict[int, str | None] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HostFacts:
@@ -139,7 +159,22 @@ class HostFacts:
             port_owners=tuple(port.get("owners") or ()),
             nofile_soft=nofile.get("soft"),
             nofile_hard=nofile.get("hard"),
+            port_processes=tuple(
+                OwnedProcess(pid=int(proc["pid"]), name=proc.get("name"), user=proc.get("user"))
+                for proc in port.get("processes") or ()
+            ),
+            port_socket_users=tuple(str(user) for user in port.get("socket_users") or ()),
+            port_candidates=tuple(
+                OwnedProcess(pid=int(proc["pid"]), name=proc.get("name"), user=proc.get("user"))
+                for proc in port.get("unreadable_candidates") or ()
+            ),
+            gpu_process_users={
+                int(proc["pid"]): proc.get("user") for proc in data.get("gpu_processes") or () if proc.get("pid")
+            },
         )
+
+    def port_users(self) -> set[str | None]:
+        return {proc.user for proc in self.port_processes} | set(self.port_socket_users)
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
@@ -211,18 +246,24 @@ class Preflight:
     def _used(self) -> list[Gpu]:
         return self.gpu.used_gpus(self.s.world_size)
 
-    def _ollama_mib(self, gpu: Gpu) -> int:
-        return sum(
-            app.used_memory_mib or 0
-            for app in self.gpu.compute_apps
-            if app.gpu_uuid == gpu.uuid and _is_ollama(app, self.s.ollama_process_names)
-        )
+    def _is_own_service(self, app: ComputeApp) -> bool:
+        # A pid whose user is unknown (gone, another PID namespace) counts as foreign.
+        user = self.host.gpu_process_users.get(app.pid) if app.pid is not None else None
+        return bool(self.s.service_user) and user == self.s.service_user
+
+    def _is_ollama_runner(self, app: ComputeApp) -> bool:
+        return _is_ollama(app, self.s.ollama_process_names) and not self._is_own_service(app)
+
+    def _apps_mib(self, gpu: Gpu, wanted: Callable[[ComputeApp], bool]) -> int:
+        apps = (app for app in self.gpu.compute_apps if app.gpu_uuid == gpu.uuid and wanted(app))
+        return sum(app.used_memory_mib or 0 for app in apps)
 
     def _held_mib(self, gpu: Gpu) -> int:
-        """Memory other processes hold; Ollama's counts unless the archive stops it first."""
-        held = gpu.memory_used_mib or 0
+        """Memory other processes hold: never the project's own service (replaced in place);
+        Ollama's unless the archive stops it first."""
+        held = (gpu.memory_used_mib or 0) - self._apps_mib(gpu, self._is_own_service)
         if self.s.ollama_archive_in_play:
-            held -= self._ollama_mib(gpu)
+            held -= self._apps_mib(gpu, self._is_ollama_runner)
         return max(held, 0)
 
     def resolved_dtype(self, cc: tuple[int, int] | None) -> str:
@@ -448,11 +489,16 @@ class Preflight:
             return self._not_measured("gpu_memory_free")
         used = self._used()
         uuids = {gpu.uuid: gpu.index for gpu in used}
-        holders = [app for app in self.gpu.compute_apps if app.gpu_uuid in uuids]
-        listing = [
-            f"GPU{uuids[app.gpu_uuid]}: {app.basename} (pid {app.pid}) {app.used_memory_mib} MiB" for app in holders
-        ]
-        ollama = [app for app in holders if _is_ollama(app, self.s.ollama_process_names)]
+        on_used = [app for app in self.gpu.compute_apps if app.gpu_uuid in uuids]
+        own = [app for app in on_used if self._is_own_service(app)]
+        holders = [app for app in on_used if not self._is_own_service(app)]
+
+        def listed(apps: list[ComputeApp]) -> str:
+            return ", ".join(
+                f"GPU{uuids[app.gpu_uuid]}: {app.basename} (pid {app.pid}) {app.used_memory_mib} MiB" for app in apps
+            )
+
+        ollama = [app for app in holders if self._is_ollama_runner(app)]
         short = [
             gpu
             for gpu in used
@@ -460,8 +506,16 @@ class Preflight:
             < self.s.gpu_memory_utilization * (gpu.memory_total_mib or 0)
         ]
         measured_parts = [f"GPU{gpu.index}: {gpu.memory_used_mib} of {gpu.memory_total_mib} MiB in use" for gpu in used]
-        measured = "; ".join(measured_parts) + (f"; held by {', '.join(listing)}" if listing else "; no processes")
-        details = {"processes": [asdict(app) for app in holders]}
+        measured = "; ".join(measured_parts) + (f"; held by {listed(holders)}" if holders else "; no other processes")
+        if own:
+            measured += (
+                f"; the project's own vLLM service (user {self.s.service_user}) holds {listed(own)}, not counted: "
+                "the vllm stage replaces it in place"
+            )
+        details = {
+            "processes": [asdict(app) for app in holders],
+            "own_service_processes": [asdict(app) for app in own],
+        }
         if ollama and not self.s.ollama_archive_in_play:
             return CheckResult(
                 "gpu_memory_free",
@@ -557,16 +611,34 @@ class Preflight:
         return CheckResult("disk_space", PASS, measured)
 
     def check_port(self) -> CheckResult:
-        port = self.s.service_port
-        if self.host.port_listening:
-            owners = ", ".join(self.host.port_owners) or "unknown process"
+        port, host = self.s.service_port, self.host
+        if not host.port_listening:
+            return CheckResult("service_port", PASS, f"port {port} is free")
+        processes = ", ".join(proc.label() for proc in host.port_processes)
+        users = host.port_users()
+        if self.s.service_user and users == {self.s.service_user}:
+            candidates = ", ".join(proc.label() for proc in host.port_candidates)
+            held_by = processes or (
+                f"socket owned by that user, holder not readable without root; its processes: {candidates}"
+                if candidates
+                else "socket owned by that user, holder not readable without root"
+            )
             return CheckResult(
                 "service_port",
-                FAIL,
-                f"port {port} already has a listener ({owners})",
-                "stop that service or choose another gpu_preflight_service_port",
+                PASS,
+                f"port {port} is held by the project's own vLLM service (user {self.s.service_user}): {held_by}; "
+                "the vllm stage replaces it in place",
             )
-        return CheckResult("service_port", PASS, f"port {port} is free")
+        owners = processes or ", ".join(host.port_owners)
+        unlisted = sorted(set(host.port_socket_users) - {proc.user for proc in host.port_processes})
+        if unlisted:
+            owners = "; ".join(filter(None, [owners, f"socket owned by user {', '.join(unlisted)}"]))
+        return CheckResult(
+            "service_port",
+            FAIL,
+            f"port {port} already has a listener ({owners or 'unknown process'})",
+            "stop that service or choose another gpu_preflight_service_port",
+        )
 
     def check_nofile(self) -> CheckResult:
         soft, hard = self.host.nofile_soft, self.host.nofile_hard
