@@ -66,6 +66,7 @@ def key_figures(report: dict[str, Any]) -> dict[str, Any]:
     gpus = (report.get("gpu") or {}).get("gpus") or []
     server = report.get("server") or {}
     return {
+        "requests_total": agg.get("requests_total"),
         "requests_ok": agg.get("requests_ok"),
         "failures_total": (report.get("failures") or {}).get("total"),
         "failures_by_kind": (report.get("failures") or {}).get("by_kind", {}),

@@ -42,16 +42,21 @@ def _verdict_word(passed: Any) -> str:
     return {True: "pass", False: "fail", None: "n/a"}.get(passed, str(passed))
 
 
-def _probe_row(label: str, step: dict[str, Any] | None) -> list[str]:
+def _probe_row(label: str, step: dict[str, Any] | None, results: Path) -> list[str]:
     if not step or not step.get("data"):
         return [label, "not run", _cell(step["detail"]) if step else "step missing"]
     d = step["data"]
-    f = d.get("figures") or {}
+    f = dict(d.get("figures") or {})
+    if f.get("requests_total") is None and d.get("report_dir"):
+        # Results of runs before requests_total was collected: read it from the fetched report.
+        report = _load(results / "probe" / Path(d["report_dir"]).name / "report.json") or {}
+        f["requests_total"] = (report.get("aggregates") or {}).get("requests_total")
     balance = _check(d.get("checks") or [], "gpu_util_balance_max_ratio")
     failures = f.get("failures_by_kind") or {}
     gpus = ", ".join(f"GPU {k} {fmt(v)} %" for k, v in (f.get("gpu_util_mean_pct") or {}).items()) or "n/a"
     figures = (f"TTFT p95 {fmt(f.get('ttft_p95_ms'))} ms; per-student {fmt(f.get('student_output_tok_s_p50'))} tok/s "
-               f"(p50); output {fmt(f.get('output_tok_s'))} tok/s; {fmt(f.get('requests_ok'))} requests ok; "
+               f"(p50); output {fmt(f.get('output_tok_s'))} tok/s; {fmt(f.get('requests_total'))} requests sent, "
+               f"{fmt(f.get('requests_ok'))} ok after warm-up; "
                f"failures {fmt(f.get('failures_total'))}"
                + (f" ({', '.join(f'{k} {v}' for k, v in sorted(failures.items()))})" if failures else "")
                + f"; GPU util {gpus}; balance {_verdict_word(balance.get('passed')) if balance else 'n/a'}")
@@ -166,9 +171,9 @@ def render_summary(results: Path) -> str:
         rows.append(["Preflight", steps.get("preflight", {}).get("status", "not run"),
                      _cell(steps.get("preflight", {}).get("detail", ""))])
     rows += _kv_rows(_load(results / "kv.json"))
-    rows.append(_probe_row("Probe, classroom 24 students", steps.get("probe_c24")))
-    rows.append(_probe_row("Probe, classroom 48 students", steps.get("probe_c48")))
-    rows.append(_probe_row("Probe, batch", steps.get("probe_batch")))
+    rows.append(_probe_row("Probe, classroom 24 students", steps.get("probe_c24"), results))
+    rows.append(_probe_row("Probe, classroom 48 students", steps.get("probe_c48"), results))
+    rows.append(_probe_row("Probe, batch", steps.get("probe_batch"), results))
     rows.append(_kill_row(steps.get("kill")))
     rows += _balance_rows(steps, _load(results / "matmul-balance.json"))
     lines += _table(["What", "Verdict", "Figures"], rows)
