@@ -3,6 +3,8 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export CONTAINERS_CONF := $(CURDIR)/molecule/shared/containers.conf
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+# Wheelhouses, the lab image's inputs and the engine venv live here (molecule mounts from it).
+export CC_CACHE ?= $(HOME)/.cache/classroom-cluster
 PYTEST_ARGS ?=
 
 .PHONY: lab test setup lint pytest unit clean-lab
@@ -12,6 +14,7 @@ setup:
 	bash scripts/make-venv.sh
 	bash scripts/build-image.sh
 	bash scripts/build-wheelhouse.sh >/dev/null
+	bash scripts/build-probe-wheelhouse.sh >/dev/null
 
 lint: setup
 	yamllint -s .
