@@ -63,7 +63,10 @@ def test_thresholds_file_holds_the_overrides_only(box):
     assert box["thresholds"] == {
         "gpu_util_balance_max_ratio": None,
         "gpu_util_mean_min_pct": None,
-        "probe_loop_lag_p99_ms_max": 200,
+        "ttft_p95_ms_max": 1000,
+        "student_output_tok_s_min": 1,
+        "min_requests": 1,
+        "probe_loop_lag_p99_ms_max": 1000,
     }
 
 
