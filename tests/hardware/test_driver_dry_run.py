@@ -20,7 +20,7 @@ REPLAY = Path(__file__).parent / "fixtures" / "smi-replay"
 def results(tmp_path_factory) -> Path:
     if shutil.which("ansible-playbook") is None and subprocess.run(
             [sys.executable, "-c", "import ansible"], check=False).returncode != 0:
-        pytest.skip("ansible-core is not installed for this interpreter")
+        pytest.skip(reason="ansible-core is not installed for this interpreter")
     tmp = tmp_path_factory.mktemp("hw")
     shim = tmp / "bin"
     shim.mkdir()
