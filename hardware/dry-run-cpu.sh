@@ -12,7 +12,7 @@ shim="$(mktemp -d)"
 trap 'rm -rf "$shim"' EXIT
 cat > "$shim/nvidia-smi" <<SH
 #!/bin/sh
-NVIDIA_SMI_REPLAY_DIR="$CC_ROOT/tests/hardware/fixtures/smi-replay" exec python3 "$CC_ROOT/molecule/gpu_preflight/nvidia-smi-standin.py" "\$@"
+NVIDIA_SMI_REPLAY_DIR="$CC_ROOT/tests/fixtures/nvidia-smi/h200x2" exec python3 "$CC_ROOT/tests/standins/nvidia_smi.py" "\$@"
 SH
 chmod +x "$shim/nvidia-smi"
 rm -rf "$root"

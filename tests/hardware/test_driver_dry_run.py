@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-STANDIN = ROOT / "molecule" / "gpu_preflight" / "nvidia-smi-standin.py"
-REPLAY = Path(__file__).parent / "fixtures" / "smi-replay"
+STANDIN = ROOT / "tests" / "standins" / "nvidia_smi.py"
+REPLAY = ROOT / "tests" / "fixtures" / "nvidia-smi" / "h200x2"
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Shared helpers: recorded nvidia-smi transcripts and a ready-made set of inputs."""
+"""Fixtures of the preflight tests: the role's data tables and defaults."""
 
 from __future__ import annotations
 
@@ -9,23 +9,8 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-FIXTURES = HERE / "fixtures"
 ROLE = ROOT / "roles" / "gpu_preflight"
-REPLAY = ROOT / "molecule" / "gpu_preflight" / "replay"
 
-
-def transcript(path: Path) -> str:
-    """Command output of a transcript: drops the ``# command:`` line and the ``exit=`` line."""
-    lines = path.read_text().splitlines(keepends=True)
-    if lines and lines[0].startswith("# command:"):
-        lines = lines[1:]
-    if lines and lines[-1].startswith("exit="):
-        lines = lines[:-1]
-    return "".join(lines)
-
-
-def fixture_text(name: str) -> str:
-    return transcript(FIXTURES / name)
 
 
 @pytest.fixture(scope="session")

@@ -7,10 +7,10 @@ from dataclasses import asdict
 
 import gpu_preflight_gpu_facts as gpu_facts_module
 import pytest
-from conftest import REPLAY, fixture_text, transcript
-from gpu_preflight_checks import cuda_for_vllm, driver_minimum_for_cuda, version_tuple
+from tests.support.nvidia_smi import TRANSCRIPTS, answers, output
+from ansible.module_utils.gpu_preflight_checks import cuda_for_vllm, driver_minimum_for_cuda, version_tuple
 from gpu_preflight_evaluate import evaluate
-from gpu_preflight_smi import parse_compute_apps, parse_query_gpu, parse_topology
+from ansible.module_utils.gpu_preflight_smi import parse_compute_apps, parse_query_gpu, parse_topology
 
 GIB = 1024**3
 
@@ -44,16 +44,16 @@ def settings(**overrides):
     return values
 
 
-def gpu_facts(host="h200x2", query="query-idle.txt", apps="apps-idle.txt", **overrides):
+def gpu_facts(host="h200x2", query="query.txt", apps="apps.txt", **overrides):
     facts = dict(
         present=True,
         driver_loaded=True,
         error="",
         driver_version="580.159.04",
         cuda_version="13.0",
-        gpus=[asdict(gpu) for gpu in parse_query_gpu(fixture_text(f"{host}/{query}"))],
-        topology=parse_topology(fixture_text(f"{host}/topo.txt")).to_dict(),
-        compute_apps=[asdict(app) for app in parse_compute_apps(fixture_text(f"{host}/{apps}"))],
+        gpus=[asdict(gpu) for gpu in parse_query_gpu(output(f"{host}/{query}"))],
+        topology=parse_topology(output(f"{host}/topo.txt")).to_dict(),
+        compute_apps=[asdict(app) for app in parse_compute_apps(output(f"{host}/{apps}"))],
     )
     facts.update(overrides)
     return facts
@@ -101,7 +101,7 @@ def test_h100_python3_holding_memory_warns_and_is_listed(known_models, driver_ta
         known_models,
         driver_table,
         s=settings(tensor_parallel_size=1, gpu_memory_utilization=0.75),
-        g=gpu_facts("h100", "query-load.txt", "apps-load.txt"),
+        g=gpu_facts("h100", "load/query.txt", "load/apps.txt"),
     )
     check = next(c for c in summary["checks"] if c["name"] == "gpu_memory_free")
     assert check["status"] == "warn"
@@ -114,14 +114,14 @@ def test_h100_python3_holding_memory_fails_at_default_utilisation(known_models, 
         known_models,
         driver_table,
         s=settings(tensor_parallel_size=1),
-        g=gpu_facts("h100", "query-load.txt", "apps-load.txt"),
+        g=gpu_facts("h100", "load/query.txt", "load/apps.txt"),
     )
     assert statuses(summary)["gpu_memory_free"] == "fail"
     assert "Free memory on device" in summary["message"]
 
 
 def ollama_facts():
-    facts = gpu_facts("h100", "query-load.txt", "apps-load.txt")
+    facts = gpu_facts("h100", "load/query.txt", "load/apps.txt")
     facts["compute_apps"][0]["process_name"] = "/usr/local/bin/ollama"
     return facts
 
@@ -167,7 +167,7 @@ def test_old_driver_fails_for_cuda13_build(known_models, driver_table):
 
 def test_vllm_026_passes_on_the_h200_driver(known_models, driver_table):
     # The driver the recorded H200 box reports (it ran vLLM 0.26.0 with torch 2.11.0+cu130).
-    driver = fixture_text("h200x2/version.txt").split("DRIVER version")[1].split(":")[1].split()[0]
+    driver = output("h200x2/version.txt").split("DRIVER version")[1].split(":")[1].split()[0]
     assert driver == "580.159.04"
     summary = run(known_models, driver_table, s=settings(vllm_version="0.26.0"), g=gpu_facts(driver_version=driver))
     check = next(c for c in summary["checks"] if c["name"] == "driver_version")
@@ -442,7 +442,7 @@ def test_port_held_by_anyone_else_fails(known_models, driver_table, port, overri
 def h100_with_owner(user):
     """The recorded H100 under load (python3, pid 536, 15300 MiB) with that pid's owner."""
     facts = host_facts(gpu_processes=[{"pid": 536, "user": user}])
-    return dict(s=settings(tensor_parallel_size=1), g=gpu_facts("h100", "query-load.txt", "apps-load.txt"), h=facts)
+    return dict(s=settings(tensor_parallel_size=1), g=gpu_facts("h100", "load/query.txt", "load/apps.txt"), h=facts)
 
 
 def test_gpu_memory_of_the_own_service_is_not_held_by_others(known_models, driver_table):
@@ -492,11 +492,7 @@ class FakeModule:
     def __init__(self, folder, binary="/usr/bin/nvidia-smi"):
         self.params = {"nvidia_smi": "nvidia-smi"}
         self.binary = binary
-        self.answers = {}
-        for path in folder.glob("*.txt"):
-            lines = path.read_text().splitlines()
-            command = lines[0].removeprefix("# command: ")
-            self.answers[command] = (int(lines[-1].removeprefix("exit=")), transcript(path))
+        self.answers = answers(folder)
         self.commands = []
 
     def get_bin_path(self, name):
@@ -513,7 +509,7 @@ class FakeModule:
 
 @pytest.mark.parametrize("variant", ["h200x2", "rtx6000ada-x4", "t4", "h100-ollama"])
 def test_gpu_facts_module_runs_against_every_replay_variant(variant):
-    module = FakeModule(REPLAY / variant)
+    module = FakeModule(TRANSCRIPTS / variant)
     facts = gpu_facts_module.gather(module)
     assert facts["driver_loaded"], facts
     assert facts["cuda_version"] == "13.0"
@@ -522,18 +518,13 @@ def test_gpu_facts_module_runs_against_every_replay_variant(variant):
 
 
 def test_gpu_facts_module_reports_an_unloaded_driver():
-    module = FakeModule(REPLAY / "nodriver")
+    module = FakeModule(TRANSCRIPTS / "nodriver")
     facts = gpu_facts_module.gather(module)
     assert (facts["present"], facts["driver_loaded"]) == (True, False)
     assert facts["error"].startswith("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver")
 
 
 def test_gpu_facts_module_without_nvidia_smi():
-    facts = gpu_facts_module.gather(FakeModule(REPLAY / "nodriver", binary=None))
+    facts = gpu_facts_module.gather(FakeModule(TRANSCRIPTS / "nodriver", binary=None))
     assert facts["present"] is False
 
-
-def test_real_h200_replay_is_the_recorded_fixture():
-    assert (REPLAY / "h200x2" / "query-idle.txt").read_text() == (
-        REPLAY.parents[2] / "tests/preflight/fixtures/h200x2/query-idle.txt"
-    ).read_text()

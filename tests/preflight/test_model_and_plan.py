@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import ROOT
-from gpu_preflight_model import (
+from tests.support.nvidia_smi import ROOT
+from ansible.module_utils.gpu_preflight_model import (
     ModelShapeError,
     lookup_known_model,
     resolve_shape,
@@ -14,7 +14,7 @@ from gpu_preflight_model import (
     tensor_parallel_problems,
     valid_tensor_parallel_sizes,
 )
-from gpu_preflight_plan import PlanInputs, effective_batched_tokens, plan_memory
+from ansible.module_utils.gpu_preflight_plan import PlanInputs, effective_batched_tokens, plan_memory
 
 H200_MIB = 143771
 

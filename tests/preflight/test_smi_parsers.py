@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import fixture_text
-from gpu_preflight_smi import (
+from tests.support.nvidia_smi import output
+from ansible.module_utils.gpu_preflight_smi import (
     SmiParseError,
     classify_link,
     parse_compute_apps,
@@ -17,7 +17,7 @@ from gpu_preflight_smi import (
 
 
 def test_query_gpu_h200x2_idle():
-    gpus = parse_query_gpu(fixture_text("h200x2/query-idle.txt"))
+    gpus = parse_query_gpu(output("h200x2/query.txt"))
     assert [gpu.index for gpu in gpus] == [0, 1]
     assert {gpu.name for gpu in gpus} == {"NVIDIA H200"}
     assert gpus[1].uuid == "GPU-0d947aaf-921f-9811-ff09-58e598f43d46"
@@ -29,12 +29,12 @@ def test_query_gpu_h200x2_idle():
 
 
 def test_query_gpu_h200x2_under_load_reads_used_memory_per_gpu():
-    gpus = parse_query_gpu(fixture_text("h200x2/query-load.txt"))
+    gpus = parse_query_gpu(output("h200x2/load/query.txt"))
     assert [gpu.memory_used_mib for gpu in gpus] == [15309, 4]
 
 
 def test_query_gpu_h100():
-    (gpu,) = parse_query_gpu(fixture_text("h100/query-load.txt"))
+    (gpu,) = parse_query_gpu(output("h100/load/query.txt"))
     assert gpu.name == "NVIDIA H100 80GB HBM3"
     assert (gpu.memory_total_mib, gpu.memory_used_mib) == (81559, 15309)
 
@@ -62,12 +62,12 @@ def test_query_gpu_rejects_an_error_message_instead_of_rows():
 def test_query_gpu_header_line_is_not_a_gpu():
     # A header (csv without noheader) must not be mistaken for a GPU row.
     with pytest.raises(SmiParseError):
-        parse_query_gpu(fixture_text("h100/query-idle-header.txt"))
+        parse_query_gpu(output("h100/query-header.txt"))
 
 
 @pytest.mark.parametrize("name", ["h200x2/smi.txt", "h100/smi.txt", "h100/version.txt", "h200x2/version.txt"])
 def test_header_versions(name):
-    assert parse_header_versions(fixture_text(name)) == ("580.159.04", "13.0")
+    assert parse_header_versions(output(name)) == ("580.159.04", "13.0")
 
 
 def test_header_versions_absent():
@@ -75,7 +75,7 @@ def test_header_versions_absent():
 
 
 def test_topology_h200x2_nvlink_through_escape_codes():
-    raw = fixture_text("h200x2/topo.txt")
+    raw = output("h200x2/topo.txt")
     assert "\x1b[4m" in raw  # the recorded output really carries the escape codes
     topo = parse_topology(raw)
     assert topo.gpu_indices == [0, 1]
@@ -85,12 +85,13 @@ def test_topology_h200x2_nvlink_through_escape_codes():
     assert topo.to_dict()["links"] == [{"a": 0, "b": 1, "kind": "nvlink", "label": "NV18"}]
 
 
-def test_topology_bare_output_without_command_line():
-    assert parse_topology(fixture_text("h200x2/topo-bare.txt")).link(0, 1).label == "NV18"
+def test_topology_ignores_a_pasted_prompt_line():
+    pasted = "$ nvidia-smi topo -m\n" + output("h200x2/topo.txt")
+    assert parse_topology(pasted).link(0, 1).label == "NV18"
 
 
 def test_topology_single_gpu_has_no_links():
-    topo = parse_topology(fixture_text("h100/topo.txt"))
+    topo = parse_topology(output("h100/topo.txt"))
     assert topo.gpu_indices == [0]
     assert topo.links == []
 
@@ -122,11 +123,11 @@ def test_classify_link(label, kind):
 
 
 def test_compute_apps_idle_is_empty():
-    assert parse_compute_apps(fixture_text("h200x2/apps-idle.txt")) == []
+    assert parse_compute_apps(output("h200x2/apps.txt")) == []
 
 
 def test_compute_apps_under_load():
-    (app,) = parse_compute_apps(fixture_text("h200x2/apps-load.txt"))
+    (app,) = parse_compute_apps(output("h200x2/load/apps.txt"))
     assert (app.pid, app.process_name, app.used_memory_mib) == (737, "python3", 15300)
     assert app.gpu_uuid == "GPU-c469ea13-4e36-5f9d-0018-f8349ec6578d"
 

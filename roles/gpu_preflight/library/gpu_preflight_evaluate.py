@@ -54,30 +54,17 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
-try:
-    from ansible.module_utils.gpu_preflight_checks import (
-        GPU_CHECKS,
-        GpuFacts,
-        HostFacts,
-        Preflight,
-        Settings,
-        failure_message,
-        render_table,
-        verdict,
-    )
-    from ansible.module_utils.gpu_preflight_model import ModelShapeError, resolve_shape
-except ImportError:  # unit tests import the folder directly
-    from gpu_preflight_checks import (  # type: ignore[no-redef]
-        GPU_CHECKS,
-        GpuFacts,
-        HostFacts,
-        Preflight,
-        Settings,
-        failure_message,
-        render_table,
-        verdict,
-    )
-    from gpu_preflight_model import ModelShapeError, resolve_shape  # type: ignore[no-redef]
+from ansible.module_utils.gpu_preflight_checks import (
+    GPU_CHECKS,
+    GpuFacts,
+    HostFacts,
+    Preflight,
+    Settings,
+    failure_message,
+    render_table,
+    verdict,
+)
+from ansible.module_utils.gpu_preflight_model import ModelShapeError, resolve_shape
 
 
 def build_settings(raw: dict[str, Any]) -> Settings:

@@ -31,26 +31,15 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
-try:
-    from ansible.module_utils.gpu_preflight_smi import (
-        QUERY_APPS_FIELDS,
-        QUERY_GPU_FIELDS,
-        SmiParseError,
-        parse_compute_apps,
-        parse_header_versions,
-        parse_query_gpu,
-        parse_topology,
-    )
-except ImportError:  # unit tests import the folder directly
-    from gpu_preflight_smi import (  # type: ignore[no-redef]
-        QUERY_APPS_FIELDS,
-        QUERY_GPU_FIELDS,
-        SmiParseError,
-        parse_compute_apps,
-        parse_header_versions,
-        parse_query_gpu,
-        parse_topology,
-    )
+from ansible.module_utils.gpu_preflight_smi import (
+    QUERY_APPS_FIELDS,
+    QUERY_GPU_FIELDS,
+    SmiParseError,
+    parse_compute_apps,
+    parse_header_versions,
+    parse_query_gpu,
+    parse_topology,
+)
 
 QUERY_GPU_ARGS = [f"--query-gpu={','.join(QUERY_GPU_FIELDS)}", "--format=csv,noheader,nounits"]
 QUERY_APPS_ARGS = [f"--query-compute-apps={','.join(QUERY_APPS_FIELDS)}", "--format=csv,noheader,nounits"]

@@ -11,22 +11,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-try:
-    from ansible.module_utils.gpu_preflight_model import (
-        ModelShape,
-        tensor_parallel_problems,
-        valid_tensor_parallel_sizes,
-    )
-    from ansible.module_utils.gpu_preflight_plan import GIB, PlanInputs, plan_memory
-    from ansible.module_utils.gpu_preflight_smi import ComputeApp, Gpu, Link, Topology
-except ImportError:  # unit tests import the folder directly
-    from gpu_preflight_model import (  # type: ignore[no-redef]
-        ModelShape,
-        tensor_parallel_problems,
-        valid_tensor_parallel_sizes,
-    )
-    from gpu_preflight_plan import GIB, PlanInputs, plan_memory  # type: ignore[no-redef]
-    from gpu_preflight_smi import ComputeApp, Gpu, Link, Topology  # type: ignore[no-redef]
+from ansible.module_utils.gpu_preflight_model import (
+    ModelShape,
+    tensor_parallel_problems,
+    valid_tensor_parallel_sizes,
+)
+from ansible.module_utils.gpu_preflight_plan import GIB, PlanInputs, plan_memory
+from ansible.module_utils.gpu_preflight_smi import ComputeApp, Gpu, Link, Topology
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 GPU_CHECKS = ("nvidia_smi", "driver_version", "gpu_count", "dtype", "memory_fit", "gpu_memory_free", "interconnect")

@@ -17,10 +17,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-try:
-    from ansible.module_utils.gpu_preflight_model import ModelShape, layers_per_stage
-except ImportError:  # unit tests import the folder directly
-    from gpu_preflight_model import ModelShape, layers_per_stage  # type: ignore[no-redef]
+from ansible.module_utils.gpu_preflight_model import ModelShape, layers_per_stage
 
 GIB = 1024**3
 MIB = 1024**2
