@@ -12,7 +12,6 @@ ROOT = HERE.parents[1]
 ROLE = ROOT / "roles" / "gpu_preflight"
 
 
-
 @pytest.fixture(scope="session")
 def known_models() -> dict:
     return yaml.safe_load((ROLE / "vars" / "known_models.yml").read_text())["__gpu_preflight_known_models"]

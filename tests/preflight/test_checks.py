@@ -7,10 +7,11 @@ from dataclasses import asdict
 
 import gpu_preflight_gpu_facts as gpu_facts_module
 import pytest
-from tests.support.nvidia_smi import TRANSCRIPTS, answers, output
 from ansible.module_utils.gpu_preflight_checks import cuda_for_vllm, driver_minimum_for_cuda, version_tuple
+from ansible.module_utils.gpu_preflight_smi import classify_failure, parse_compute_apps, parse_query_gpu, parse_topology
 from gpu_preflight_evaluate import evaluate
-from ansible.module_utils.gpu_preflight_smi import parse_compute_apps, parse_query_gpu, parse_topology
+
+from tests.support.nvidia_smi import TRANSCRIPTS, answers, output
 
 GIB = 1024**3
 
@@ -528,3 +529,84 @@ def test_gpu_facts_module_without_nvidia_smi():
     facts = gpu_facts_module.gather(FakeModule(TRANSCRIPTS / "nodriver", binary=None))
     assert facts["present"] is False
 
+
+# -- unknown is not zero, and nvidia-smi's failures are named for what they are ------------------
+
+
+def na_facts():
+    return gpu_facts("h200x2", "../mig-na/query.txt")
+
+
+def test_na_fields_parse_as_unknown_not_zero():
+    gpu0, gpu1 = parse_query_gpu(output("mig-na/query.txt"))
+    assert (gpu0.memory_total_mib, gpu0.memory_used_mib, gpu0.compute_cap) == (None, None, None)
+    assert gpu0.unknown == ("memory.total", "memory.used", "compute_cap")
+    assert gpu1.unknown == ()
+
+
+def test_na_memory_warns_naming_the_field_and_what_was_not_checked(known_models, driver_table):
+    summary = run(known_models, driver_table, g=na_facts())
+    checks = {c["name"]: c for c in summary["checks"]}
+    free = checks["gpu_memory_free"]
+    assert free["status"] == "warn", free
+    assert "GPU0: [N/A] of [N/A] MiB in use" in free["measured"]
+    assert "memory.used reads [N/A] on GPU0" in free["measured"]
+    assert "free memory could not be checked" in free["measured"]
+    assert "None" not in free["measured"]
+    assert checks["memory_fit"]["status"] == "warn"
+    assert "memory.total reads [N/A] on GPU0" in checks["memory_fit"]["measured"]
+    assert checks["dtype"]["status"] == "warn"
+    assert "compute_cap reads [N/A] on GPU0" in checks["dtype"]["measured"]
+    assert summary["verdict"] == "warn"
+
+
+def test_na_memory_on_an_unused_gpu_changes_nothing(known_models, driver_table):
+    facts = na_facts()
+    facts["gpus"] = facts["gpus"][::-1]  # GPU1 (known) first, and TP=1 uses only the lowest index
+    facts["gpus"][0]["index"], facts["gpus"][1]["index"] = 0, 1
+    summary = run(known_models, driver_table, s=settings(tensor_parallel_size=1), g=facts)
+    assert statuses(summary)["gpu_memory_free"] == "pass"
+
+
+def test_a_known_shortfall_still_fails_beside_an_unknown_gpu(known_models, driver_table):
+    facts = na_facts()
+    facts["gpus"][1]["memory_used_mib"] = 100_000
+    summary = run(known_models, driver_table, g=facts)
+    assert statuses(summary)["gpu_memory_free"] == "fail"
+
+
+@pytest.mark.parametrize(
+    ("variant", "kind", "loaded", "words"),
+    [
+        ("nodriver", "driver_not_loaded", False, "kernel driver is not loaded"),
+        ("nodevices", "no_devices", True, "driver is loaded but sees no GPU"),
+        ("mismatch", "version_mismatch", False, "different versions"),
+    ],
+)
+def test_nvidia_smi_failures_are_named_for_what_they_are(known_models, driver_table, variant, kind, loaded, words):
+    facts = gpu_facts_module.gather(FakeModule(TRANSCRIPTS / variant))
+    assert facts["failure"]["kind"] == kind
+    assert facts["driver_loaded"] is loaded
+    summary = run(known_models, driver_table, g=facts)
+    check = next(c for c in summary["checks"] if c["name"] == "nvidia_smi")
+    assert check["status"] == "fail"
+    assert words in check["measured"]
+    assert check["details"]["failure_kind"] == kind
+    if kind == "no_devices":
+        assert "not loaded" not in check["measured"]
+
+
+@pytest.mark.parametrize(
+    ("code", "text", "kind"),
+    [
+        (9, "", "driver_not_loaded"),
+        (6, "", "no_devices"),
+        (4, "", "permission"),
+        (15, "", "gpu_lost"),
+        (255, "Unable to determine the device handle for GPU0000:65:00.0: GPU is lost.  Reboot the system", "gpu_lost"),
+        (255, "Failed to initialize NVML: Insufficient Permissions", "permission"),
+        (255, "something new", "other"),
+    ],
+)
+def test_failure_classification_by_message_then_exit_code(code, text, kind):
+    assert classify_failure(code, text).kind == kind

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.support.nvidia_smi import ROOT
 from ansible.module_utils.gpu_preflight_model import (
     ModelShapeError,
     lookup_known_model,
@@ -15,6 +14,8 @@ from ansible.module_utils.gpu_preflight_model import (
     valid_tensor_parallel_sizes,
 )
 from ansible.module_utils.gpu_preflight_plan import PlanInputs, effective_batched_tokens, plan_memory
+
+from tests.support.nvidia_smi import ROOT
 
 H200_MIB = 143771
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from tests.support.nvidia_smi import output
 from ansible.module_utils.gpu_preflight_smi import (
     SmiParseError,
     classify_link,
@@ -14,6 +13,8 @@ from ansible.module_utils.gpu_preflight_smi import (
     parse_topology,
     strip_ansi,
 )
+
+from tests.support.nvidia_smi import output
 
 
 def test_query_gpu_h200x2_idle():

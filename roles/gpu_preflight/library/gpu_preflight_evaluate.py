@@ -53,7 +53,6 @@ from dataclasses import asdict, fields
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
-
 from ansible.module_utils.gpu_preflight_checks import (
     GPU_CHECKS,
     GpuFacts,

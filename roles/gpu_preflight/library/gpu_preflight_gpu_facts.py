@@ -20,7 +20,9 @@ author: Classroom Cluster
 
 RETURN = r"""
 gpu_facts:
-  description: present, driver_loaded, error, driver_version, cuda_version, gpus, topology, compute_apps, notes.
+  description: >-
+    present, driver_loaded, error, failure (kind, summary, fix when nvidia-smi failed), driver_version,
+    cuda_version, gpus (each with the fields that read [N/A] in unknown), topology, compute_apps, notes.
   returned: always
   type: dict
 """
@@ -30,11 +32,11 @@ from dataclasses import asdict
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
-
 from ansible.module_utils.gpu_preflight_smi import (
     QUERY_APPS_FIELDS,
     QUERY_GPU_FIELDS,
     SmiParseError,
+    classify_failure,
     parse_compute_apps,
     parse_header_versions,
     parse_query_gpu,
@@ -65,6 +67,9 @@ def gather(module: AnsibleModule) -> dict[str, Any]:
     rc, out, err = run(QUERY_GPU_ARGS)
     if rc != 0:
         facts["error"] = _first_lines(out or err) or f"nvidia-smi exited {rc}"
+        facts["failure"] = asdict(classify_failure(rc, f"{out}\n{err}"))
+        # "No devices were found" comes from a loaded driver: say so rather than "not loaded".
+        facts["driver_loaded"] = facts["failure"]["kind"] == "no_devices"
         return facts
     try:
         gpus = parse_query_gpu(out)

@@ -16,8 +16,8 @@ from ansible.module_utils.gpu_preflight_model import (
     tensor_parallel_problems,
     valid_tensor_parallel_sizes,
 )
-from ansible.module_utils.gpu_preflight_plan import GIB, PlanInputs, plan_memory
-from ansible.module_utils.gpu_preflight_smi import ComputeApp, Gpu, Link, Topology
+from ansible.module_utils.gpu_preflight_plan import GIB, MemoryPlan, PlanInputs, plan_memory
+from ansible.module_utils.gpu_preflight_smi import ComputeApp, Gpu, Link, SmiFailure, Topology
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 GPU_CHECKS = ("nvidia_smi", "driver_version", "gpu_count", "dtype", "memory_fit", "gpu_memory_free", "interconnect")
@@ -79,17 +79,20 @@ class GpuFacts:
     topology: Topology | None = None
     compute_apps: list[ComputeApp] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Set when nvidia-smi could not list the GPUs: what kind of failure, and its fix.
+    failure: SmiFailure | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GpuFacts:
         topo = data.get("topology")
+        failure = data.get("failure")
         return cls(
             present=bool(data.get("present")),
             driver_loaded=bool(data.get("driver_loaded")),
             error=str(data.get("error") or ""),
             driver_version=data.get("driver_version"),
             cuda_version=data.get("cuda_version"),
-            gpus=[Gpu(**gpu) for gpu in data.get("gpus") or []],
+            gpus=[Gpu(**{**gpu, "unknown": tuple(gpu.get("unknown") or ())}) for gpu in data.get("gpus") or []],
             topology=(
                 Topology(gpu_indices=list(topo["gpu_indices"]), links=[Link(**link) for link in topo["links"]])
                 if topo
@@ -97,6 +100,7 @@ class GpuFacts:
             ),
             compute_apps=[ComputeApp(**app) for app in data.get("compute_apps") or []],
             notes=list(data.get("notes") or []),
+            failure=SmiFailure(**failure) if failure else None,
         )
 
     def used_gpus(self, count: int) -> list[Gpu]:
@@ -206,6 +210,33 @@ def _is_ollama(app: ComputeApp, names: tuple[str, ...]) -> bool:
     return app.basename in names
 
 
+def _mib(value: int | None) -> str:
+    return "[N/A]" if value is None else str(value)
+
+
+def _unknown_note(gpus: list[Gpu], fields: tuple[str, ...], what: str) -> str:
+    """'memory.used reads [N/A] on GPU0, GPU2 (...): <what> could not be checked', or ''."""
+    hits = {name: [gpu.index for gpu in gpus if name in gpu.unknown or _missing(gpu, name)] for name in fields}
+    parts = [f"{name} reads [N/A] on {', '.join(f'GPU{i}' for i in idx)}" for name, idx in hits.items() if idx]
+    if not parts:
+        return ""
+    return (
+        f"{'; '.join(parts)} (MIG slices, some boards and drivers in a bad state report no value): "
+        f"{what} could not be checked"
+    )
+
+
+def _missing(gpu: Gpu, name: str) -> bool:
+    value = {"memory.total": gpu.memory_total_mib, "memory.used": gpu.memory_used_mib, "compute_cap": gpu.compute_cap}
+    return name in value and value[name] is None
+
+
+UNKNOWN_FIX = (
+    "run nvidia-smi on the box and check why the field has no value; vLLM's own start-up check still "
+    "applies ('Free memory on device ... less than desired GPU memory utilization')"
+)
+
+
 class Preflight:
     """Runs every check in order; GPU checks become explicit skips on the CPU lab profile."""
 
@@ -276,6 +307,14 @@ class Preflight:
                 FAIL,
                 f"nvidia-smi not found: {self.gpu.error or 'not on PATH'}",
                 "install the NVIDIA driver (it ships nvidia-smi) or set gpu_preflight_nvidia_smi",
+            )
+        if self.gpu.failure is not None:
+            return CheckResult(
+                "nvidia_smi",
+                FAIL,
+                f"{self.gpu.failure.summary}: {self.gpu.error or 'nvidia-smi failed'}",
+                self.gpu.failure.fix,
+                {"failure_kind": self.gpu.failure.kind},
             )
         if not self.gpu.driver_loaded:
             return CheckResult(
@@ -382,6 +421,13 @@ class Preflight:
     def check_dtype(self) -> CheckResult:
         if not self._gpu_ready():
             return self._not_measured("dtype")
+        result = self._dtype_result()
+        unknown = _unknown_note(self._used(), ("compute_cap",), "bfloat16 support")
+        if unknown and result.status == PASS:
+            return CheckResult("dtype", WARN, f"{result.measured}; {unknown}", UNKNOWN_FIX)
+        return result
+
+    def _dtype_result(self) -> CheckResult:
         used = self._used()
         caps = [cap for gpu in used if (cap := gpu.compute_cap_tuple()) is not None]
         cc = min(caps) if caps else None
@@ -420,6 +466,9 @@ class Preflight:
         if self.shape is None:
             return CheckResult("memory_fit", SKIP, "not estimated: model shape unknown (see model_shape)")
         used = self._used()
+        no_total = _unknown_note(used, ("memory.total",), "the memory estimate")
+        if no_total:
+            return CheckResult("memory_fit", WARN, f"not estimated: {no_total}", UNKNOWN_FIX)
         worst = min(used, key=lambda gpu: (gpu.memory_total_mib or 0) - self._held_mib(gpu))
         cap = worst.compute_cap_tuple()
         plan = plan_memory(
@@ -441,6 +490,9 @@ class Preflight:
             ),
         )
         self.plan_details = plan.to_dict()
+        return self._judge_plan(plan, worst, used)
+
+    def _judge_plan(self, plan: MemoryPlan, worst: Gpu, used: list[Gpu]) -> CheckResult:
         measured = (
             f"estimate per GPU (GPU{worst.index}): budget {plan.budget_gib_per_gpu} GiB = weights "
             f"{plan.weights_gib_per_gpu} GiB ({plan.dtype}) + reserve {plan.reserve_gib_per_gpu} GiB + KV "
@@ -473,6 +525,9 @@ class Preflight:
                 f"raise max_num_seqs to at least {self.s.students}",
                 plan.to_dict(),
             )
+        no_used = _unknown_note(used, ("memory.used",), "memory held by other processes (the estimate assumes none)")
+        if no_used:
+            return CheckResult("memory_fit", WARN, f"{measured}; {no_used}", UNKNOWN_FIX, plan.to_dict())
         return CheckResult("memory_fit", PASS, measured, "", plan.to_dict())
 
     def check_gpu_memory_free(self) -> CheckResult:
@@ -490,13 +545,17 @@ class Preflight:
             )
 
         ollama = [app for app in holders if self._is_ollama_runner(app)]
+        unknown = _unknown_note(used, ("memory.used", "memory.total"), "free memory")
         short = [
             gpu
             for gpu in used
-            if (gpu.memory_total_mib or 0) - self._held_mib(gpu)
-            < self.s.gpu_memory_utilization * (gpu.memory_total_mib or 0)
+            if gpu.memory_total_mib is not None
+            and gpu.memory_used_mib is not None
+            and gpu.memory_total_mib - self._held_mib(gpu) < self.s.gpu_memory_utilization * gpu.memory_total_mib
         ]
-        measured_parts = [f"GPU{gpu.index}: {gpu.memory_used_mib} of {gpu.memory_total_mib} MiB in use" for gpu in used]
+        measured_parts = [
+            f"GPU{gpu.index}: {_mib(gpu.memory_used_mib)} of {_mib(gpu.memory_total_mib)} MiB in use" for gpu in used
+        ]
         measured = "; ".join(measured_parts) + (f"; held by {listed(holders)}" if holders else "; no other processes")
         if own:
             measured += (
@@ -525,22 +584,23 @@ class Preflight:
                 "stop the processes listed, or lower gpu_memory_utilization below the free share",
                 details,
             )
-        if ollama:
-            return CheckResult(
-                "gpu_memory_free",
-                WARN,
-                f"{measured}: Ollama runner holds GPU memory; the Ollama archive in this play stops it first",
+        warning = (
+            (unknown, UNKNOWN_FIX)
+            if unknown
+            else (
+                "Ollama runner holds GPU memory; the Ollama archive in this play stops it first",
                 "none needed if the archive runs before vLLM; otherwise stop Ollama",
-                details,
             )
-        if holders:
-            return CheckResult(
-                "gpu_memory_free",
-                WARN,
-                f"{measured}: other processes hold GPU memory (counted against the budget)",
+            if ollama
+            else (
+                "other processes hold GPU memory (counted against the budget)",
                 "stop them before vLLM starts if they are not meant to stay",
-                details,
             )
+            if holders
+            else None
+        )
+        if warning:
+            return CheckResult("gpu_memory_free", WARN, f"{measured}: {warning[0]}", warning[1], details)
         return CheckResult("gpu_memory_free", PASS, measured, "", details)
 
     def check_interconnect(self) -> CheckResult:

@@ -106,10 +106,12 @@ def shape_from_config(config: dict[str, Any], *, name: str, source: str) -> Mode
     sliding = int(cfg["sliding_window"]) if cfg.get("sliding_window") else None
     inner_type = str(cfg.get("model_type") or model_type)
     num_sliding = _count_sliding_layers(cfg, layers, inner_type) if sliding else 0
-    params = cfg.get("num_parameters")
-    estimated = not params
-    if estimated:
-        params = estimate_parameters(
+    given = cfg.get("num_parameters")
+    estimated = not given
+    params = (
+        int(given)
+        if given
+        else estimate_parameters(
             layers=layers,
             hidden=hidden,
             heads=heads,
@@ -119,6 +121,7 @@ def shape_from_config(config: dict[str, Any], *, name: str, source: str) -> Mode
             vocab=vocab,
             tied=bool(cfg.get("tie_word_embeddings", False)),
         )
+    )
     dtype = cfg.get("torch_dtype") or cfg.get("dtype")
     return ModelShape(
         name=name,
@@ -134,7 +137,7 @@ def shape_from_config(config: dict[str, Any], *, name: str, source: str) -> Mode
         sliding_window=sliding,
         num_sliding_layers=num_sliding,
         torch_dtype=str(dtype) if dtype else None,
-        num_parameters=int(params),
+        num_parameters=params,
         parameters_estimated=estimated,
     )
 

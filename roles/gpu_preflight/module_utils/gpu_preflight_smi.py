@@ -57,6 +57,8 @@ class Gpu:
     memory_total_mib: int | None
     memory_used_mib: int | None
     compute_cap: str | None
+    # nvidia-smi fields that read [N/A], [Not Supported] or similar: unknown, never zero.
+    unknown: tuple[str, ...] = ()
 
     def compute_cap_tuple(self) -> tuple[int, int] | None:
         if self.compute_cap is None:
@@ -143,6 +145,11 @@ def parse_query_gpu(text: str) -> list[Gpu]:
         # A comma inside the product name would shift the columns: keep the ends fixed.
         tail = fields[-6:]
         name = ", ".join(fields[1 : len(fields) - 6])
+        unknown = tuple(
+            field_name
+            for field_name, value in zip(QUERY_GPU_FIELDS[-4:], tail[2:], strict=True)
+            if is_not_available(value)
+        )
         gpus.append(
             Gpu(
                 index=int(parse_int(fields[0]) or 0),
@@ -153,9 +160,92 @@ def parse_query_gpu(text: str) -> list[Gpu]:
                 memory_total_mib=parse_int(tail[3]),
                 memory_used_mib=parse_int(tail[4]),
                 compute_cap=_text_or_none(tail[5]),
+                unknown=unknown,
             )
         )
     return gpus
+
+
+@dataclass(frozen=True)
+class SmiFailure:
+    """Why nvidia-smi could not list the GPUs, named for what it is."""
+
+    kind: str
+    summary: str
+    fix: str
+
+
+# Matched against the message first (it is what users search for), then the exit code
+# (nvidia-smi(1), RETURN VALUE). Order matters: the first match wins.
+_FAILURE_MESSAGES: tuple[tuple[str, str, str, str], ...] = (
+    (
+        "version mismatch",
+        "version_mismatch",
+        "the NVIDIA kernel module and the user-space driver library have different versions",
+        "reboot so the kernel loads the module of the installed driver (or reinstall one driver version)",
+    ),
+    (
+        "couldn't communicate with the nvidia driver",
+        "driver_not_loaded",
+        "the NVIDIA kernel driver is not loaded",
+        "install or load the NVIDIA driver (lsmod | grep nvidia; reboot after installing), then rerun",
+    ),
+    (
+        "no devices were found",
+        "no_devices",
+        "the driver is loaded but sees no GPU",
+        "check that the GPUs are visible (lspci | grep -i nvidia) and healthy (dmesg: Xid errors, 'fallen off the "
+        "bus'); in a container, pass the GPU devices through",
+    ),
+    (
+        "insufficient permissions",
+        "permission",
+        "nvidia-smi may not open the GPU devices as this user",
+        "run the play with become (root) or give the user access to /dev/nvidia*",
+    ),
+    (
+        "fallen off the bus",
+        "gpu_lost",
+        "a GPU has fallen off the bus or become inaccessible",
+        "power-cycle the box; if it repeats, reseat the card and check its power and the Xid errors in dmesg",
+    ),
+    (
+        "gpu is lost",
+        "gpu_lost",
+        "a GPU has fallen off the bus or become inaccessible",
+        "power-cycle the box; if it repeats, reseat the card and check its power and the Xid errors in dmesg",
+    ),
+    (
+        "couldn't find libnvidia-ml",
+        "nvml_missing",
+        "the NVML library (libnvidia-ml.so) of the driver is missing",
+        "reinstall the NVIDIA driver's user-space libraries",
+    ),
+)
+_FAILURE_EXIT_CODES: dict[int, str] = {
+    4: "permission",
+    6: "no_devices",
+    9: "driver_not_loaded",
+    12: "nvml_missing",
+    15: "gpu_lost",
+}
+
+
+def classify_failure(exit_code: int, text: str) -> SmiFailure:
+    """Names an nvidia-smi failure: the message decides, the exit code is the fallback."""
+    lowered = strip_ansi(text).lower()
+    for needle, kind, summary, fix in _FAILURE_MESSAGES:
+        if needle in lowered:
+            return SmiFailure(kind, summary, fix)
+    by_code = _FAILURE_EXIT_CODES.get(exit_code)
+    for _, kind, summary, fix in _FAILURE_MESSAGES:
+        if kind == by_code:
+            return SmiFailure(kind, summary, fix)
+    return SmiFailure(
+        "other",
+        f"nvidia-smi failed (exit {exit_code})",
+        "run nvidia-smi on the box and fix what it reports; the driver's documentation lists its exit codes",
+    )
 
 
 def parse_compute_apps(text: str) -> list[ComputeApp]:
