@@ -7,7 +7,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export CC_CACHE ?= $(HOME)/.cache/classroom-cluster
 PYTEST_ARGS ?=
 
-.PHONY: lab test setup lint pytest unit clean-lab
+.PHONY: lab test setup lint docs pytest unit clean-lab
 
 setup:
 	bash scripts/setup-host.sh
@@ -19,8 +19,14 @@ setup:
 lint: setup
 	yamllint -s .
 	ruff check .
+	mypy
 	ansible-lint --offline
 	bash scripts/syntax-check.sh
+
+# Regenerates each role's defaults/main.yml and README variables table from meta/argument_specs.yml.
+docs:
+	bash scripts/make-venv.sh
+	python scripts/role_vars.py --write
 
 # pytest exits 5 when it collected nothing: that is a failure here, never a pass.
 pytest: setup

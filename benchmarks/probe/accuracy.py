@@ -84,7 +84,8 @@ class RunResult:
 
 
 def evaluate(run: ClientRun, truth: dict[int, TruthRequest], server: CpuSampler, requests: int) -> dict[str, object]:
-    by_tag = {t.tag: t for t in truth.values() if t.tag is not None}
+    # Keyed by str | None so a client record without a tag simply finds nothing.
+    by_tag: dict[str | None, TruthRequest] = {t.tag: t for t in truth.values() if t.tag is not None}
     ttft_err: list[float] = []
     itl_err: list[float] = []
     lag: list[float] = []

@@ -166,6 +166,13 @@ def run_probe(args: argparse.Namespace, workdir: Path) -> ProbeRun:
     return ProbeRun(proc.returncode, out, err, wall, watcher.samples, report)
 
 
+def _number(value: object) -> float:
+    # at_checkpoints stores numbers in a mapping of mixed values; say so rather than cast blindly.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"expected a number, got {value!r}")
+    return float(value)
+
+
 def build_result(args: argparse.Namespace, run: ProbeRun, loads: list[list[float]]) -> dict[str, Any]:
     agg = run.report.get("aggregates", {})
     health = run.report.get("probe_health", {})
@@ -176,7 +183,7 @@ def build_result(args: argparse.Namespace, run: ProbeRun, loads: list[list[float
     reached = [c for c in cps if c.get("reached")]
     growth = None
     if len(reached) >= 2:
-        growth = round(float(reached[-1]["rss_mib"]) - float(reached[0]["rss_mib"]), 1)
+        growth = round(_number(reached[-1]["rss_mib"]) - _number(reached[0]["rss_mib"]), 1)
     return {
         "config": {k: getattr(args, k) for k in ("requests", "concurrency", "max_tokens", "ttft_ms", "itl_ms")},
         "probe_src": "repository" if args.probe_src is None else "patched copy (--probe-src)",

@@ -62,7 +62,8 @@ def gather(module: AnsibleModule) -> dict[str, Any]:
 
     def run(args: list[str]) -> tuple[int, str, str]:
         # LC_ALL=C keeps numbers and messages in the format the parsers expect.
-        return module.run_command([path, *args], environ_update={"LC_ALL": "C"})
+        rc, out, err = module.run_command([path, *args], environ_update={"LC_ALL": "C"})
+        return int(rc), str(out), str(err)
 
     rc, out, err = run(QUERY_GPU_ARGS)
     if rc != 0:

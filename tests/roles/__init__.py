@@ -1,0 +1,1 @@
+"""Role metadata: variables generated from each spec, collections declared in requirements.yml."""
