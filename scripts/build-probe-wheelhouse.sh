@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the classroom_probe wheel and download aiohttp and its dependencies as Python 3.11 wheels,
+# Build the classroom_probe wheel and download its dependencies (aiohttp, nvidia-ml-py) as Python 3.11 wheels,
 # so the concurrency_probe role can install the probe on a lab box with no network.
 # Prints the wheelhouse folder ($CC_CACHE/wheelhouse/probe).
 set -euo pipefail
@@ -42,5 +42,6 @@ say "downloading the probe's dependencies as Python $target binary wheels"
 "$py" -m pip download --disable-pip-version-check --only-binary=:all: --python-version "$target" --no-deps \
   --dest "$out" pip >&2
 [ -n "$(ls "$out"/aiohttp-*.whl 2>/dev/null)" ] || die "no aiohttp wheel in $out"
+[ -n "$(ls "$out"/nvidia_ml_py-*.whl 2>/dev/null)" ] || die "no nvidia-ml-py wheel in $out"
 echo "$src_hash" > "$out/.source.sha256"
 echo "$out"

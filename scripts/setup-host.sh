@@ -2,7 +2,7 @@
 # Installs the Debian packages the lab and the tests need: podman (with runc) and debootstrap.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
-pkgs=(podman runc debootstrap uidmap slirp4netns fuse-overlayfs make)
+pkgs=(podman runc debootstrap uidmap slirp4netns fuse-overlayfs make chromium)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then

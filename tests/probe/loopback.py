@@ -181,6 +181,11 @@ def make_app(state: State) -> web.Application:
     async def generate(request: web.Request) -> web.StreamResponse:
         return await _ollama(request, state)
 
+    async def version(_: web.Request) -> web.Response:
+        return web.json_response({"version": "0.0.1+loopback"})
+
+    app.router.add_get("/version", version)
+    app.router.add_get("/api/version", version)
     app.router.add_get("/v1/models", models)
     app.router.add_get("/api/tags", tags)
     app.router.add_get("/metrics", metrics)

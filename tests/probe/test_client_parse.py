@@ -4,8 +4,8 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from classroom_probe.client import Live, _read_ndjson, _read_sse
-from classroom_probe.records import RequestRecord
+from classroom_probe.apis import REQUEST_FUNCS, BodyOptions, read_ndjson, read_sse
+from classroom_probe.records import Live, RequestRecord
 
 
 class _Content:
@@ -24,13 +24,13 @@ class _Resp:
 
 def sse(*chunks: bytes, chat: bool = True) -> RequestRecord:
     rec = RequestRecord(0, 0, True)
-    asyncio.run(_read_sse(_Resp(list(chunks)), rec, Live(), chat))  # type: ignore[arg-type]
+    asyncio.run(read_sse(_Resp(list(chunks)), rec, Live(), chat))  # type: ignore[arg-type]
     return rec
 
 
 def ndjson(*chunks: bytes) -> RequestRecord:
     rec = RequestRecord(0, 0, True)
-    asyncio.run(_read_ndjson(_Resp(list(chunks)), rec, Live()))  # type: ignore[arg-type]
+    asyncio.run(read_ndjson(_Resp(list(chunks)), rec, Live()))  # type: ignore[arg-type]
     return rec
 
 
@@ -49,7 +49,7 @@ def test_success_with_usage() -> None:
     ((b"data: {\"choices\": [{\"delta\": \"x\"}]}\n\n", DONE), "malformed_event"),
     ((b"data: {\"choices\": \"no\"}\n\n", DONE), "malformed_event"),
     ((b"data: {oops\n\n",), "malformed_event"),
-    ((b"data:\n\n", DONE), "malformed_event"),
+    ((b"data:\n\n", DONE), "empty_output"),
     ((b'event: error\ndata: {"message": "overloaded"}\n\n', DONE), "error_before_first_token"),
     ((TOK % 1, b'event: error\ndata: {"message": "died"}\n\n', DONE), "error_after_tokens"),
     ((TOK % 1, b'data: {"error": {"message": "died", "code": 500}}\n\n', DONE), "error_after_tokens"),
@@ -87,7 +87,7 @@ def test_unexpected_exception_is_a_failure_not_a_crash() -> None:
 
     from classroom_probe.client import Endpoint, send  # noqa: PLC0415
 
-    endpoint = Endpoint("http://x/v1/chat/completions", "chat", {}, "m", 4, False, True)
+    endpoint = Endpoint(REQUEST_FUNCS["chat"], "http://x/v1/chat/completions", {}, BodyOptions("m", 4, False, True))
     rec = RequestRecord(0, 0, True)
     asyncio.run(send(Session(), endpoint, b"{}", rec, Live()))  # type: ignore[arg-type]
     assert rec.failure_key == "client_error" and "surprise" in rec.error and rec.output_tokens == 1
@@ -123,3 +123,22 @@ def test_ndjson_failures(chunks: tuple[bytes, ...], kind: str) -> None:
 def test_ndjson_success_split_across_reads() -> None:
     rec = ndjson(b'{"response":"a","do', b'ne":false}\n{"response":"b","done":false}\n{"done":true,"eval_count":2}')
     assert rec.ok and rec.output_tokens == 2 and not rec.tokens_estimated and rec.chunks == 2
+
+
+def test_empty_data_payload_is_not_malformed() -> None:
+    # "data:" alone is a spec-valid event with empty data (e.g. a proxy's keep-alive): it carries nothing.
+    rec = sse(b"data:\n\n", TOK % 1, b"data: \n\n", TOK % 2, DONE)
+    assert rec.ok and rec.output_tokens == 2 and rec.chunks == 2
+
+
+@pytest.mark.parametrize("split", [0, 1, 2, 3, 5])
+def test_leading_byte_order_mark_does_not_hide_the_first_event(split: int) -> None:
+    stream = b"\xef\xbb\xbf" + TOK % 1 + TOK % 2 + DONE
+    rec = sse(*([stream[:split], stream[split:]] if split else [stream]))
+    assert rec.ok and rec.chunks == 2 and rec.output_tokens == 2
+
+
+def test_a_byte_order_mark_later_in_the_stream_is_data() -> None:
+    # Only a leading mark is dropped; anywhere else it is part of the line (here: an unknown field, ignored).
+    rec = sse(TOK % 1, b"\xef\xbb\xbfdata: {broken\n\n", TOK % 2, DONE)
+    assert rec.ok and rec.chunks == 2

@@ -121,6 +121,8 @@ def test_classroom_cli_quiet(engine: str, tmp_path: Path) -> None:
     assert report["aggregates"]["requests_ok"] >= 4 and report["failures"]["total"] == 0
     assert report["gpu"]["source"] == "absent"  # no GPU here: recorded, not an error
     assert report["server"]["series"]["vllm:num_requests_running"]
+    assert report["server"]["software"] == "vLLM" and report["server"]["version"]  # from the server's /version
+    assert out["checks_table"].startswith("Verdict: ")
 
 
 def test_wrong_model_names_the_served_ones(engine: str) -> None:

@@ -198,7 +198,7 @@ def test_cli_classroom_quiet_reports_and_compare(loopback: tuple[str, State], tm
     assert summary["status"] == "pass" and summary["report_dir"] == str(out_a)
     assert {c["name"] for c in summary["checks"]} >= {"ttft_p95_ms_max", "failures_max", "min_requests"}
     report = json.loads((out_a / "report.json").read_text())
-    assert report["schema_version"] == 1
+    assert report["schema_version"] == 2
     assert report["aggregates"]["requests_ok"] > 3
     assert report["server"]["available"] is True
     assert report["server"]["cross_check"]["match"] is True
@@ -211,7 +211,7 @@ def test_cli_classroom_quiet_reports_and_compare(loopback: tuple[str, State], tm
     out_c = tmp_path / "cmp"
     proc = _cli("compare", str(out_a / "report.json"), str(out_a / "report.json"), "--out", str(out_c))
     assert proc.returncode == 0, proc.stderr
-    assert "ttft p95 (ms)" in (out_c / "compare.md").read_text()
+    assert "TTFT p95 (ms)" in (out_c / "compare.md").read_text()
     assert (out_c / "compare.html").read_text().count("<svg") >= 2
 
 
@@ -272,3 +272,24 @@ def test_batch_drain_deadline_cancels_and_counts(loopback: tuple[str, State]) ->
     base, _ = loopback
     _, records = probe(base, "stall_body", requests=2, read_timeout=30.0, batch_time_limit=0.2, drain_timeout=0.3)
     assert [r.failure_key for r in records] == ["drain_timeout", "drain_timeout"]
+
+
+def test_cli_live_line_shows_phase_totals_and_time_left(loopback: tuple[str, State], tmp_path: Path) -> None:
+    base, _ = loopback
+    proc = _cli("run", "--base-url", base, "--model", "ok_slow", "--max-tokens", "6", "--students", "2",
+                "--duration", "1.5", "--warmup", "1", "--think-min", "0", "--think-max", "0.1", "--profile", "lab",
+                "--gpu", "off", "--report-dir", str(tmp_path), "--thresholds", str(_no_lag(tmp_path)))
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("[")]
+    assert lines, proc.stderr
+    assert any("warm-up" in ln for ln in lines) or any("measuring" in ln for ln in lines)
+    assert all(" done, " in ln and " in flight " in ln and "tok/s" in ln for ln in lines)
+    assert any(" left" in ln for ln in lines)
+    assert proc.stdout.startswith("Verdict: PASS (exit 0)")
+    assert "Reports: " in proc.stdout and (tmp_path / "checks.txt").read_text().startswith("Verdict: PASS")
+
+
+def _no_lag(tmp_path: Path) -> Path:
+    f = tmp_path / "no-lag.json"
+    f.write_text('{"probe_loop_lag_p99_ms_max": null}')
+    return f

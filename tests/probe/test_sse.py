@@ -90,3 +90,22 @@ def test_ndjson_split_lines_and_tail() -> None:
 
 def test_ndjson_crlf() -> None:
     assert NDJSONSplitter().feed(b'{"a":1}\r\n{"b":2}\r\n') == [b'{"a":1}', b'{"b":2}']
+
+
+@pytest.mark.parametrize("cut", [0, 1, 2, 3, 4])
+def test_leading_byte_order_mark_is_dropped_even_split_across_reads(cut: int) -> None:
+    stream = b"\xef\xbb\xbfdata: a\n\ndata: b\n\n"
+    chunks = [stream[:cut], stream[cut:]] if cut else [stream]
+    assert events(*chunks) == [("message", b"a"), ("message", b"b")]
+
+
+def test_bytes_that_only_look_like_a_mark_are_kept() -> None:
+    # "\xef" then "x": not a byte-order mark, so the first line is the unknown field "\xefxdata" (ignored).
+    assert events(b"\xef", b"xdata: a\n\ndata: b\n\n") == [("message", b"b")]
+    p = SSEParser()
+    assert p.feed(b"\xef\xbb") == [] and p.pending()
+
+
+def test_empty_data_dispatches_with_empty_data_per_spec() -> None:
+    # The client skips such events; the parser follows the spec and dispatches them.
+    assert events(b"data:\n\ndata: \n\n") == [("message", b""), ("message", b"")]

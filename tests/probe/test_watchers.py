@@ -13,7 +13,7 @@ from classroom_probe.errors import BadInput
 from classroom_probe.fdlimit import ensure_fd_limit
 from classroom_probe.gpu import GpuSampler, parse_smi_csv
 from classroom_probe.prompts import load_prompts
-from classroom_probe.report_json import cross_check
+from classroom_probe.report import cross_check
 from classroom_probe.runner import run
 from classroom_probe.server_metrics import parse_prometheus
 from classroom_probe.thresholds import PROFILES
@@ -52,11 +52,11 @@ def test_parse_smi_without_and_with_timestamp() -> None:
     assert [(s.index, s.util_pct) for s in stamped] == [(0, 100.0)]
 
 
-def fake_smi(tmp_path: Path, lines: str) -> Path:
+def fake_smi(tmp_path: Path, lines: str, inventory: str = r"0, NVIDIA H200, 143771, 570.86.15\n") -> Path:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     smi = bin_dir / "nvidia-smi"
-    smi.write_text(f"#!/bin/sh\nprintf '{lines}'\n")
+    smi.write_text(f"#!/bin/sh\ncase \"$*\" in *name*) printf '{inventory}';; *) printf '{lines}';; esac\n")
     smi.chmod(smi.stat().st_mode | stat.S_IEXEC)
     return bin_dir
 
@@ -69,6 +69,7 @@ def test_gpu_sampler_smi_and_absent(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     asyncio.run(sampler.sample_once())
     assert sampler.series.source == "smi"
     assert sampler.series.means() == {0: 90.0, 1: 30.0}
+    assert [(g.index, g.name, g.memory_total_mib) for g in sampler.series.gpus] == [(0, "NVIDIA H200", 143771.0)]
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     absent = GpuSampler("auto")
     asyncio.run(absent.open())
@@ -77,7 +78,8 @@ def test_gpu_sampler_smi_and_absent(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 def test_run_with_imbalanced_gpus_fails_the_balance_check(loopback: tuple[str, State], tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    smi_dir = fake_smi(tmp_path, r"0, 100, 973, 143771\n1, 0, 4, 143771\n")
+    smi_dir = fake_smi(tmp_path, r"0, 100, 973, 143771\n1, 0, 4, 143771\n",
+                       r"0, NVIDIA H200, 143771, 570.86.15\n1, NVIDIA H200, 143771, 570.86.15\n")
     monkeypatch.setenv("PATH", f"{smi_dir}:{os.environ['PATH']}")
     base, _ = loopback
     config = Config(base_url=base, model="ok_slow", max_tokens=8, mode="classroom", students=2, duration=2.2,
@@ -91,7 +93,12 @@ def test_run_with_imbalanced_gpus_fails_the_balance_check(loopback: tuple[str, S
     assert result.verdict.status == "fail"
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert [g["util_mean_pct_window"] for g in report["gpu"]["gpus"]] == [100.0, 0.0]
-    assert "GPU utilisation" in (tmp_path / "r" / "report.html").read_text()
+    assert [g["name"] for g in report["gpu"]["gpus"]] == ["NVIDIA H200", "NVIDIA H200"]
+    assert [g["memory_total_mib"] for g in report["gpu"]["gpus"]] == [143771.0, 143771.0]
+    assert report["gpu"]["driver_version"] == "570.86.15"
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert "GPU utilisation" in page and "GPU memory used" in page
+    assert "2 x NVIDIA H200 (140 GiB), driver 570.86.15" in page
 
 
 def test_fd_limit_raised_or_clear_error() -> None:

@@ -4,4 +4,6 @@ import sys
 
 from classroom_probe.cli import main
 
-sys.exit(main())
+# Guarded: load processes are started with "spawn", which imports this module again under another name.
+if __name__ == "__main__":
+    sys.exit(main())

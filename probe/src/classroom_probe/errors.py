@@ -1,4 +1,4 @@
-"""Errors the CLI turns into exit code 2 (bad input)."""
+"""Errors the CLI turns into exit codes: bad input (2), and a probe that could not finish measuring (3)."""
 
 
 class BadInput(Exception):
@@ -8,3 +8,7 @@ class BadInput(Exception):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class ProbeError(Exception):
+    """The probe itself could not complete the measurement (a load process died): nothing proves pass or fail."""

@@ -1,24 +1,48 @@
-"""The verdict: each threshold as a check with measured value, limit and pass/fail."""
+"""The verdict: each threshold as a check with measured value, limit and result.
+
+Results: `pass`, `fail`, `skipped` (disabled or not applicable), `void` (failed, but the probe was
+too slow to trust it). Status: when the probe's health check fails, failing latency and throughput
+checks are void (see checks.py) and the run is `inconclusive`, unless a check the probe cannot
+distort failed too (the server's failed requests, GPU balance): then it is `fail`. Otherwise `fail`
+if any check failed, else `pass`. A failed-requests check is void only where the failures the
+server caused are within the limit by themselves.
+"""
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from classroom_probe.checks import CHECKS, VOIDABLE_KINDS
 from classroom_probe.thresholds import Thresholds
 
 EXIT_PASS, EXIT_FAIL, EXIT_BAD_INPUT, EXIT_INCONCLUSIVE = 0, 1, 2, 3
+STATUSES = ("pass", "fail", "inconclusive")
 
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    name: str
+    name: str  # the check's stable ID (checks.CHECK_IDS)
     measured: float | int | None
     limit: float | int | None
-    passed: bool | None  # None: disabled or not applicable; never counts either way
+    passed: bool | None  # the comparison alone; None: disabled or not applicable
     detail: str = ""
+    result: str = ""  # pass, fail, skipped, void: filled by `evaluate`
+    voidable: bool | None = None  # None: as the check's kind says
+
+    @property
+    def counts_against(self) -> bool:
+        return self.result == "fail"
 
     def to_json(self) -> dict[str, object]:
-        return {"name": self.name, "measured": self.measured, "limit": self.limit, "passed": self.passed,
-                "detail": self.detail}
+        info = CHECKS.get(self.name)
+        return {"id": self.name, "name": self.name, "title": info.title if info else self.name,
+                "kind": info.kind if info else "server", "unit": info.unit if info else "",
+                "bound": info.bound if info else "max", "measured": self.measured, "limit": self.limit,
+                "passed": self.passed, "result": self.result or _plain_result(self.passed), "detail": self.detail,
+                "what_to_change": info.what_to_change if info else ""}
+
+
+def _plain_result(passed: bool | None) -> str:
+    return "skipped" if passed is None else ("pass" if passed else "fail")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +69,7 @@ class GateInputs:
     gpu_means: dict[int, float] | None  # None: GPU checks not applicable (--gpu off)
     gpu_reason: str = ""
     lag_p99_ms: float | None = None
-
-
-HEALTH_CHECKS = frozenset({"probe_loop_lag_p99_ms_max"})
+    server_failures: int | None = None  # failures the server caused; None: all of them
 
 
 def _cmp(name: str, measured: float | None, limit: float | None, *, upper: bool, unit: str, none_detail: str) -> Check:
@@ -58,7 +80,7 @@ def _cmp(name: str, measured: float | None, limit: float | None, *, upper: bool,
     passed = measured <= limit if upper else measured >= limit
     op = "<=" if upper else ">="
     negation = "" if passed else "not "
-    return Check(name, round(measured, 3), limit, passed, f"{measured:.3f} {unit} {negation}{op} {limit}")
+    return Check(name, round(measured, 3), limit, passed, f"{measured:.3f} {unit} {negation}{op} {limit:g}")
 
 
 def evaluate(t: Thresholds, m: GateInputs, extra: list[Check] | None = None) -> Verdict:
@@ -69,11 +91,16 @@ def evaluate(t: Thresholds, m: GateInputs, extra: list[Check] | None = None) -> 
         ok = m.successes >= t.min_requests
         checks.append(Check("min_requests", m.successes, t.min_requests, ok,
                             f"{m.successes} successful measured requests"))
+    server = m.failures if m.server_failures is None else m.server_failures
     if t.failures_max is None:
         checks.append(Check("failures_max", m.failures, None, None, "disabled"))
     else:
-        checks.append(Check("failures_max", m.failures, t.failures_max, m.failures <= t.failures_max,
-                            f"{m.failures} failed requests, warm-up included"))
+        probe_side = m.failures - server
+        detail = f"{m.failures} failed requests, warm-up included"
+        if probe_side:
+            detail += f" ({probe_side} cancelled or failed inside the probe)"
+        checks.append(Check("failures_max", m.failures, t.failures_max, m.failures <= t.failures_max, detail,
+                            voidable=server <= t.failures_max))
     checks.append(_cmp("ttft_p95_ms_max", m.ttft_p95_ms, t.ttft_p95_ms_max, upper=True, unit="ms",
                        none_detail="no successful request"))
     checks.append(_cmp("student_output_tok_s_min", m.student_tok_s_p50, t.student_output_tok_s_min, upper=False,
@@ -82,13 +109,40 @@ def evaluate(t: Thresholds, m: GateInputs, extra: list[Check] | None = None) -> 
     checks.append(_cmp("probe_loop_lag_p99_ms_max", m.lag_p99_ms, t.probe_loop_lag_p99_ms_max, upper=True,
                        unit="ms", none_detail="no probe-health samples"))
     checks.extend(extra or [])
-    if any(c.passed is False and c.name in HEALTH_CHECKS for c in checks):
-        status = "inconclusive"
-    elif any(c.passed is False for c in checks):
+    return judge(checks)
+
+
+def _voidable(c: Check) -> bool:
+    if c.voidable is not None:
+        return c.voidable
+    info = CHECKS.get(c.name)
+    return info is not None and info.kind in VOIDABLE_KINDS
+
+
+def judge(checks: list[Check]) -> Verdict:
+    """Results and status from compared checks (see the module docstring)."""
+    probe_failed = any(c.passed is False and c.name in CHECKS and CHECKS[c.name].kind == "probe" for c in checks)
+    out = []
+    for c in checks:
+        result = _plain_result(c.passed)
+        if result == "fail" and probe_failed and _voidable(c):
+            result = "void"
+        out.append(replace(c, result=result))
+    server_side = [c for c in out if c.result == "fail" and not (c.name in CHECKS and CHECKS[c.name].kind == "probe")]
+    if server_side:
         status = "fail"
+    elif probe_failed:
+        status = "inconclusive"
     else:
         status = "pass"
-    return Verdict(status, checks)
+    return Verdict(status, out)
+
+
+def ramp_check(largest: int | None, start: int, step: int, maximum: int) -> Check:
+    """The ramp's own check: at least its first class size met the SLO."""
+    value = largest or 0
+    return Check("ramp_largest_passing_students", value, start, value >= start,
+                 f"largest student count meeting the SLO, steps of {step} up to {maximum}")
 
 
 def _gpu_checks(t: Thresholds, m: GateInputs) -> list[Check]:

@@ -1,4 +1,6 @@
-"""1 Hz GPU sampler: NVML when importable, else `nvidia-smi` CSV, else recorded as absent."""
+"""1 Hz GPU sampler: NVML when importable, else `nvidia-smi` CSV, else recorded as absent.
+
+Besides utilisation and memory over time it records what the GPUs are: name, memory and driver."""
 
 import asyncio
 import contextlib
@@ -8,6 +10,14 @@ from time import perf_counter_ns
 from typing import Any
 
 SMI_QUERY = ("--query-gpu=index,utilization.gpu,memory.used,memory.total", "--format=csv,noheader,nounits")
+SMI_INVENTORY = ("--query-gpu=index,name,memory.total,driver_version", "--format=csv,noheader,nounits")
+
+
+@dataclass(frozen=True, slots=True)
+class GpuInfo:
+    index: int
+    name: str
+    memory_total_mib: float | None
 
 
 @dataclass(slots=True)
@@ -25,6 +35,8 @@ class GpuSeries:
     source: str = "absent"
     reason: str = ""
     samples: list[GpuSample] = field(default_factory=list)
+    gpus: list[GpuInfo] = field(default_factory=list)
+    driver_version: str | None = None
 
     def means(self, start_ns: int | None = None, end_ns: int | None = None) -> dict[int, float]:
         """Mean utilisation per GPU over samples inside [start, end]."""
@@ -66,6 +78,27 @@ def parse_smi_csv(text: str, t_ns: int = 0) -> list[GpuSample]:
     return out
 
 
+def parse_smi_inventory(text: str) -> tuple[list[GpuInfo], str | None]:
+    """Parse `index, name, memory.total, driver_version` lines."""
+    gpus: list[GpuInfo] = []
+    driver: str | None = None
+    for line in text.splitlines():
+        cols = [c.strip() for c in line.split(",")]
+        if len(cols) < 4:
+            continue
+        try:
+            index = int(cols[0])
+        except ValueError:
+            continue
+        gpus.append(GpuInfo(index, cols[1], _num(cols[2])))
+        driver = driver or cols[3] or None
+    return gpus, driver
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
 class _Nvml:
     def __init__(self) -> None:
         import pynvml  # noqa: PLC0415  (optional dependency)
@@ -76,6 +109,18 @@ class _Nvml:
         self._handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
         if not self._handles:
             raise RuntimeError("NVML sees no GPU")
+
+    def inventory(self) -> tuple[list[GpuInfo], str | None]:
+        """Names, memory and driver; what NVML will not tell stays unknown (never raises)."""
+        nv = self._nvml
+        gpus = []
+        try:
+            for i, h in enumerate(self._handles):
+                gpus.append(GpuInfo(i, _text(nv.nvmlDeviceGetName(h)),
+                                    round(nv.nvmlDeviceGetMemoryInfo(h).total / 2**20, 1)))
+            return gpus, _text(nv.nvmlSystemGetDriverVersion())
+        except Exception:
+            return gpus, None
 
     def read(self, t_ns: int) -> list[GpuSample]:
         out = []
@@ -91,9 +136,9 @@ class _Nvml:
             self._nvml.nvmlShutdown()
 
 
-async def _smi_read(smi: str, t_ns: int, timeout: float = 5.0) -> list[GpuSample]:
+async def _smi_run(smi: str, query: tuple[str, ...], timeout: float = 5.0) -> str:
     proc = await asyncio.create_subprocess_exec(
-        smi, *SMI_QUERY, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+        smi, *query, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
     )
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout)
@@ -103,7 +148,11 @@ async def _smi_read(smi: str, t_ns: int, timeout: float = 5.0) -> list[GpuSample
         raise
     if proc.returncode != 0:
         raise RuntimeError(f"nvidia-smi exited {proc.returncode}")
-    return parse_smi_csv(out.decode("utf-8", "replace"), t_ns)
+    return out.decode("utf-8", "replace")
+
+
+async def _smi_read(smi: str, t_ns: int) -> list[GpuSample]:
+    return parse_smi_csv(await _smi_run(smi, SMI_QUERY), t_ns)
 
 
 class GpuSampler:
@@ -127,6 +176,7 @@ class GpuSampler:
             try:
                 self._nvml = _Nvml()
                 self.series.source = "nvml"
+                self.series.gpus, self.series.driver_version = self._nvml.inventory()
                 return
             except Exception as exc:
                 reasons.append(f"NVML unavailable ({type(exc).__name__}: {exc})")
@@ -140,11 +190,18 @@ class GpuSampler:
                     if first:
                         self._smi = smi
                         self.series.source = "smi"
+                        await self._smi_inventory(smi)
                         return
                     reasons.append("nvidia-smi listed no GPU")
                 except (OSError, RuntimeError, TimeoutError) as exc:
                     reasons.append(f"nvidia-smi failed ({exc})")
         self.series.reason = "; ".join(reasons)
+
+    async def _smi_inventory(self, smi: str) -> None:
+        try:
+            self.series.gpus, self.series.driver_version = parse_smi_inventory(await _smi_run(smi, SMI_INVENTORY))
+        except (OSError, RuntimeError, TimeoutError):
+            return  # names and driver stay unknown; sampling goes on
 
     async def sample_once(self) -> None:
         t = perf_counter_ns()

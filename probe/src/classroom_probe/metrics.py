@@ -10,17 +10,53 @@
   (output_tokens - 1) divided by the sum of (E2E - TTFT): the speed at which their answers streamed.
   Where requests have no student (rate mode), each request is its own stream.
 Only measured (post-warm-up) requests enter the statistics; failures are counted by kind regardless.
+Aggregators filled by different load processes merge into one (`merge`); `Timeline` turns the
+running totals into 1 Hz series.
 """
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal, TypedDict
 
-from classroom_probe.records import RequestRecord
-from classroom_probe.stats import Reservoir
+from classroom_probe.records import LiveSnapshot, RequestRecord
+from classroom_probe.stats import Reservoir, Summary
 
 NS_PER_MS = 1e6
 NS_PER_S = 1e9
 MIN_DECODE_S = 1e-6
+
+
+class LatencyMs(TypedDict):
+    ttft: Summary
+    itl: Summary
+    itl_per_token: Summary
+    tpot: Summary
+    e2e: Summary
+
+
+class StudentRates(Summary):
+    unit: Literal["student", "request"]
+    p10: float | None
+
+
+class Aggregates(TypedDict):
+    requests_total: int
+    requests_measured: int
+    requests_ok: int
+    failures_total: int
+    failures_measured: int
+    failures_by_kind: dict[str, int]
+    measured_window_s: float | None
+    output_tokens: int
+    output_tokens_estimated: bool
+    requests_with_estimated_tokens: int
+    output_tok_s: float | None
+    requests_per_s: float | None
+    goodput_requests: int
+    goodput_per_s: float | None
+    latency_ms: LatencyMs
+    student_output_tok_s: StudentRates
+    request_output_tok_s: Summary
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +148,30 @@ class Aggregator:
         # Requests of one token have no streaming speed; they meet the speed SLO by definition.
         return self.slo.tok_s_min is None or rate is None or rate >= self.slo.tok_s_min
 
+    def merge(self, other: "Aggregator") -> None:
+        """Fold in an aggregator of another load process (same window start, disjoint students)."""
+        for mine, theirs in ((self.ttft, other.ttft), (self.itl, other.itl), (self.itl_token, other.itl_token),
+                             (self.tpot, other.tpot), (self.e2e, other.e2e),
+                             (self.request_tok_s, other.request_tok_s)):
+            mine.merge(theirs)
+        for student, (tokens, secs) in other.students.items():
+            acc = self.students.setdefault(student, [0.0, 0.0])
+            acc[0] += tokens
+            acc[1] += secs
+        self.failures.update(other.failures)
+        self.measured_failures.update(other.measured_failures)
+        self.requests += other.requests
+        self.measured += other.measured
+        self.ok += other.ok
+        self.goodput += other.goodput
+        self.output_tokens += other.output_tokens
+        self.estimated_requests += other.estimated_requests
+        self.all_tokens += other.all_tokens
+        if other.window_end_ns is not None and (self.window_end_ns is None or other.window_end_ns > self.window_end_ns):
+            self.window_end_ns = other.window_end_ns
+        if self.window_start_ns is None:
+            self.window_start_ns = other.window_start_ns
+
     @property
     def window_s(self) -> float | None:
         if self.window_start_ns is None or self.window_end_ns is None:
@@ -133,9 +193,14 @@ class Aggregator:
     def failures_measured_total(self) -> int:
         return sum(self.measured_failures.values())
 
-    def summary(self) -> dict[str, object]:
+    def summary(self) -> Aggregates:
         window = self.window_s
         per_student = self.student_rates()
+        per = per_student.summary()
+        rates = StudentRates(unit="student" if self.students else "request", count=per["count"], mean=per["mean"],
+                             p50=per["p50"], p90=per["p90"], p95=per["p95"], p99=per["p99"], min=per["min"],
+                             max=per["max"], exact=per["exact"],
+                             p10=None if not per_student.count else round(per_student.quantile(10) or 0.0, 3))
         return {
             "requests_total": self.requests,
             "requests_measured": self.measured,
@@ -158,10 +223,44 @@ class Aggregator:
                 "tpot": self.tpot.summary(1 / NS_PER_MS),
                 "e2e": self.e2e.summary(1 / NS_PER_MS),
             },
-            "student_output_tok_s": {
-                "unit": "student" if self.students else "request",
-                **per_student.summary(),
-                "p10": None if not per_student.count else round(per_student.quantile(10) or 0.0, 3),
-            },
+            "student_output_tok_s": rates,
             "request_output_tok_s": self.request_tok_s.summary(),
         }
+
+
+@dataclass(slots=True)
+class Timeline:
+    """1 Hz series from running totals: output tok/s, requests done, failures (cumulative and new per
+    kind in each second) and requests in flight at the probe."""
+
+    t_ns: list[int] = field(default_factory=list)
+    output_tok_s: list[float] = field(default_factory=list)
+    requests_done: list[int] = field(default_factory=list)
+    failures: list[int] = field(default_factory=list)
+    in_flight: list[int] = field(default_factory=list)
+    new_failures: dict[str, list[int]] = field(default_factory=dict)
+    _last: LiveSnapshot | None = None
+    _last_t: int = 0
+
+    def start(self, t_ns: int, snap: LiveSnapshot) -> None:
+        self._last, self._last_t = snap, t_ns
+
+    def add(self, t_ns: int, snap: LiveSnapshot) -> float:
+        """Record one second; returns the output tok/s over it."""
+        last = self._last or LiveSnapshot()
+        dt = max((t_ns - self._last_t) / NS_PER_S, 1e-9)
+        rate = round(max(0, snap.tokens - last.tokens) / dt, 2)
+        n = len(self.t_ns)
+        self.t_ns.append(t_ns)
+        self.output_tok_s.append(rate)
+        self.requests_done.append(snap.done)
+        self.failures.append(snap.failed)
+        self.in_flight.append(snap.inflight)
+        for kind, count in snap.failures.items():
+            series = self.new_failures.setdefault(kind, [0] * n)
+            series.append(count - last.failures.get(kind, 0))
+        for series in self.new_failures.values():
+            if len(series) < n + 1:
+                series.append(0)
+        self._last, self._last_t = snap, t_ns
+        return rate

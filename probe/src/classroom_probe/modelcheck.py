@@ -1,40 +1,26 @@
-"""Before any load: is the endpoint reachable, and does it serve the model asked for?"""
+"""Before any load: is the endpoint reachable, does it serve the model asked for, and which version
+of which server answers (where it tells)?"""
 
 import json
+from dataclasses import dataclass
 
 import aiohttp
 
+from classroom_probe.apis import REQUEST_FUNCS
 from classroom_probe.config import Config
 from classroom_probe.errors import BadInput
 
 
-def models_url(config: Config) -> str:
-    base = config.base_url.rstrip("/")
-    if config.api == "ollama":
-        return base.removesuffix("/api") + "/api/tags"
-    return (base if base.endswith("/v1") else base + "/v1") + "/models"
-
-
-def model_names(api: str, obj: object) -> list[str]:
-    """Names listed by `/v1/models` ({"data": [{"id"}]}) or Ollama's `/api/tags` ({"models": [{"name"}]})."""
-    if not isinstance(obj, dict):
-        return []
-    key, name = ("models", "name") if api == "ollama" else ("data", "id")
-    items = obj.get(key)
-    if not isinstance(items, list):
-        return []
-    return [str(i[name]) for i in items if isinstance(i, dict) and name in i]
-
-
-def is_served(api: str, model: str, names: list[str]) -> bool:
-    if model in names:
-        return True
-    # Ollama lists "llama3:latest" for a model asked for as "llama3".
-    return api == "ollama" and ":" not in model and f"{model}:latest" in names
+@dataclass(frozen=True, slots=True)
+class ServerVersion:
+    software: str | None
+    version: str | None
+    reason: str = ""
 
 
 async def check_model(session: aiohttp.ClientSession, config: Config, headers: dict[str, str]) -> list[str]:
-    url = models_url(config)
+    func = REQUEST_FUNCS[config.api]
+    url = func.models_url(config.base_url)
     timeout = aiohttp.ClientTimeout(total=config.connect_timeout + config.read_timeout,
                                     sock_connect=config.connect_timeout)
     try:
@@ -55,10 +41,27 @@ async def check_model(session: aiohttp.ClientSession, config: Config, headers: d
     if status != 200:
         raise BadInput("--base-url", f"{url} answered HTTP {status}; is this the {config.api} API?")
     try:
-        names = model_names(config.api, json.loads(body))
-    except ValueError as exc:
+        names = func.model_names(json.loads(body))
+    except (ValueError, RecursionError) as exc:
         raise BadInput("--base-url", f"{url} did not return JSON") from exc
-    if not is_served(config.api, config.model, names):
+    if not func.is_served(config.model, names):
         listed = ", ".join(names) if names else "none"
         raise BadInput("--model", f"{config.model!r} is not served at {config.base_url}; available: {listed}")
     return names
+
+
+async def server_version(session: aiohttp.ClientSession, config: Config, headers: dict[str, str]) -> ServerVersion:
+    """The server's own version endpoint (vLLM's /version, Ollama's /api/version); never raises."""
+    func = REQUEST_FUNCS[config.api]
+    url = func.version_url(config.base_url)
+    try:
+        async with session.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=5)) as resp:
+            if resp.status != 200:
+                return ServerVersion(None, None, f"{url} answered HTTP {resp.status}")
+            obj = json.loads(await resp.read())
+    except (aiohttp.ClientError, TimeoutError, OSError, ValueError, RecursionError) as exc:
+        return ServerVersion(None, None, f"{url}: {type(exc).__name__}")
+    version = obj.get("version") if isinstance(obj, dict) else None
+    if not isinstance(version, str) or not version:
+        return ServerVersion(None, None, f"{url} gave no version")
+    return ServerVersion(func.software, version[:80])

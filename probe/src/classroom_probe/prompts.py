@@ -5,6 +5,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from classroom_probe.errors import BadInput
+from classroom_probe.inputs import MIB, read_text
+
+MAX_PROMPTS_BYTES = 64 * MIB
 
 BUILTIN = (
     "Explain photosynthesis to a twelve-year-old in a short paragraph.",
@@ -35,13 +38,9 @@ def builtin_prompts() -> list[Prompt]:
     return [Prompt(text=t) for t in BUILTIN]
 
 
-def load_prompts(path: Path) -> list[Prompt]:
+def load_prompts(path: Path, field: str = "--prompts") -> list[Prompt]:
     """Each line: {"prompt": str} or {"messages": [{"role", "content"}...]}, optional "max_tokens"."""
-    field = "--prompts"
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise BadInput(field, f"cannot read {path}: {exc.strerror}") from exc
+    lines = read_text(path, field, MAX_PROMPTS_BYTES).splitlines()
     out: list[Prompt] = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -50,19 +49,20 @@ def load_prompts(path: Path) -> list[Prompt]:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise BadInput(field, f"line {number}: not JSON ({exc.msg})") from exc
+        except RecursionError as exc:
+            raise BadInput(field, f"line {number}: nests too deeply") from exc
         if not isinstance(obj, dict):
             raise BadInput(field, f"line {number}: expected a JSON object")
-        out.append(_prompt(obj, number))
+        out.append(_prompt(obj, number, field))
     if not out:
         raise BadInput(field, f"{path} holds no prompts")
     return out
 
 
-def _prompt(obj: dict[str, object], number: int) -> Prompt:
-    field = "--prompts"
+def _prompt(obj: dict[str, object], number: int, field: str) -> Prompt:
     unknown = set(obj) - {"prompt", "messages", "max_tokens"}
     if unknown:
-        raise BadInput(field, f"line {number}: unknown keys {sorted(unknown)}")
+        raise BadInput(field, f"line {number}: unknown keys {', '.join(sorted(unknown))}")
     max_tokens = obj.get("max_tokens")
     if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1):
         raise BadInput(field, f"line {number}: max_tokens must be a positive integer")

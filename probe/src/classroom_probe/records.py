@@ -1,4 +1,4 @@
-"""What one request produced: outcome, timings and tokens."""
+"""What one request produced (outcome, timings, tokens), and the running totals over all requests."""
 
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -19,6 +19,16 @@ class FailureKind(StrEnum):
     EMPTY_OUTPUT = "empty_output"
     DRAIN_TIMEOUT = "drain_timeout"
     CLIENT_ERROR = "client_error"  # an exception the probe could not classify (reported, never a crash)
+
+
+# Failures the probe itself may cause or hasten (its own deadline, its own exception); every other kind
+# is the server's doing and fails a run whatever the probe's health.
+PROBE_SIDE_FAILURES = frozenset({FailureKind.DRAIN_TIMEOUT.value, FailureKind.CLIENT_ERROR.value})
+
+
+def server_caused(failures: dict[str, int]) -> int:
+    """Failed requests the server caused, out of failures counted by kind."""
+    return sum(n for k, n in failures.items() if k not in PROBE_SIDE_FAILURES)
 
 
 @dataclass(slots=True)
@@ -93,3 +103,37 @@ class RequestRecord:
             "failure": self.failure_key,
             "error": self.error[:300],
         }
+
+
+class Live:
+    """Running totals the progress line and the 1 Hz series read; updated on the hot path."""
+
+    __slots__ = ("done", "failed", "failures", "inflight", "tokens")
+
+    def __init__(self) -> None:
+        self.tokens = 0
+        self.done = 0
+        self.failed = 0
+        self.inflight = 0
+        self.failures: dict[str, int] = {}
+
+    def snapshot(self) -> "LiveSnapshot":
+        return LiveSnapshot(self.tokens, self.done, self.failed, self.inflight, dict(self.failures))
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSnapshot:
+    """Live totals at one moment (what a load process reports to the parent)."""
+
+    tokens: int = 0
+    done: int = 0
+    failed: int = 0
+    inflight: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+
+    def __add__(self, other: "LiveSnapshot") -> "LiveSnapshot":
+        kinds = dict(self.failures)
+        for k, n in other.failures.items():
+            kinds[k] = kinds.get(k, 0) + n
+        return LiveSnapshot(self.tokens + other.tokens, self.done + other.done, self.failed + other.failed,
+                            self.inflight + other.inflight, kinds)

@@ -10,6 +10,7 @@ WATCHED = (
     "vllm:num_requests_running",
     "vllm:num_requests_waiting",
     "vllm:kv_cache_usage_perc",
+    "vllm:gpu_cache_usage_perc",  # the same gauge under its name before vLLM 0.10
     "vllm:num_preemptions_total",
     "vllm:generation_tokens_total",
 )

@@ -2,14 +2,17 @@
 
 Fed raw bytes as they come off the socket; returns complete events. Handles LF, CRLF and CR line
 ends (including a CRLF split across two reads), comment lines, `event:`/`id:`/`retry:` fields,
-`data:` with or without the space, multi-line data, and events of any size: nothing here is
-line-length limited.
+`data:` with or without the space, multi-line data, a leading UTF-8 byte-order mark (dropped, even
+when split across reads), and events of any size: nothing here is line-length limited. An event
+whose data is empty (`data:` alone) is dispatched with empty data, as the spec says; the client
+skips it.
 """
 
 from dataclasses import dataclass
 
 _LF = b"\n"
 _CR = b"\r"
+_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(slots=True)
@@ -23,16 +26,27 @@ class SSEEvent:
 class SSEParser:
     """Feed bytes, get events. One parser per response."""
 
-    __slots__ = ("_data", "_event", "_partial", "_skip_lf")
+    __slots__ = ("_data", "_event", "_head", "_partial", "_skip_lf")
 
     def __init__(self) -> None:
+        # The stream's first bytes until it is known whether they open with a byte-order mark.
+        self._head: bytes | None = b""
         self._partial: list[bytes] = []
         self._data: list[bytes] = []
         self._event = ""
         # A CR ending one read may be the first half of a CRLF; the LF opening the next read is then dropped.
         self._skip_lf = False
 
-    def feed(self, chunk: bytes) -> list[SSEEvent]:
+    def _normalise(self, chunk: bytes) -> bytes | None:
+        """The rare cases, off the common path: the stream's opening bytes without a byte-order mark
+        (None while they cannot be told yet), and CR or CRLF line ends as LF."""
+        if self._head is not None:
+            head = self._head + chunk
+            if len(head) < len(_BOM) and _BOM.startswith(head):
+                self._head = head
+                return None
+            self._head = None
+            chunk = head[len(_BOM):] if head.startswith(_BOM) else head
         if self._skip_lf:
             self._skip_lf = False
             if chunk[:1] == _LF:
@@ -40,6 +54,14 @@ class SSEParser:
         if _CR in chunk:
             self._skip_lf = chunk.endswith(_CR)
             chunk = chunk.replace(b"\r\n", _LF).replace(_CR, _LF)
+        return chunk
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        if self._head is not None or self._skip_lf or _CR in chunk:
+            normal = self._normalise(chunk)
+            if normal is None:
+                return []
+            chunk = normal
         if _LF not in chunk:
             if chunk:
                 self._partial.append(chunk)
@@ -78,4 +100,4 @@ class SSEParser:
 
     def pending(self) -> bool:
         """True when bytes of an unfinished event are buffered (a stream cut mid-event)."""
-        return bool(self._partial or self._data)
+        return bool(self._partial or self._data or self._head)

@@ -3,16 +3,37 @@
 `Reservoir` keeps every value until `capacity`, then a uniform random sample (Vitter's algorithm R)
 with a seeded generator, so a 200K-request batch costs the same memory as a 100-request one.
 Count, sum, min and max stay exact. Percentiles interpolate linearly between order statistics,
-as `numpy.percentile` does by default (what `vllm bench serve` reports).
+as `numpy.percentile` does by default (what `vllm bench serve` reports). Reservoirs filled in
+different processes merge into one uniform sample of everything they saw (`merge`).
 """
 
 import math
 import random
 from array import array
 from collections.abc import Iterable, Sequence
+from typing import TypedDict
 
 PERCENTILES = (50, 90, 95, 99)
 DEFAULT_CAPACITY = 100_000
+
+
+class Summary(TypedDict):
+    """count, mean, p50/p90/p95/p99, min, max; None where count is 0; `exact` is false once sampled."""
+
+    count: int
+    mean: float | None
+    p50: float | None
+    p90: float | None
+    p95: float | None
+    p99: float | None
+    min: float | None
+    max: float | None
+    exact: bool
+
+
+class Histogram(TypedDict):
+    edges: list[float]
+    counts: list[int]
 
 
 def percentile(sorted_values: Sequence[float], pct: float) -> float:
@@ -69,41 +90,58 @@ class Reservoir:
         for v in batch:
             self.add(v)
 
+    def merge(self, other: "Reservoir") -> None:
+        """Fold in a reservoir filled elsewhere; the sample stays uniform over both streams.
+
+        Each side stands for `count` values with `len(sample)` kept, so the merged sample takes from
+        each side in proportion to the values it stands for."""
+        if not other.count:
+            return
+        mine, theirs = self.count, other.count
+        self.count += other.count
+        self.total += other.total
+        self.min = min(self.min, other.min)
+        self.max = max(self.max, other.max)
+        if len(self.sample) + len(other.sample) <= self.capacity:
+            self.sample.extend(other.sample)  # both exact: nothing sampled away yet
+            return
+        want = round(self.capacity * mine / (mine + theirs))
+        want = max(self.capacity - len(other.sample), min(want, len(self.sample)))
+        kept = self._rng.sample(list(self.sample), want) + self._rng.sample(list(other.sample), self.capacity - want)
+        self.sample = array("d", kept)
+
     @property
     def exact(self) -> bool:
         return self.count <= self.capacity
 
-    def summary(self, scale: float = 1.0, digits: int = 3) -> dict[str, float | int | bool | None]:
+    def summary(self, scale: float = 1.0, digits: int = 3) -> Summary:
         """count, mean, p50/p90/p95/p99, min, max (values multiplied by `scale`), and whether exact."""
-        out: dict[str, float | int | bool | None] = {"count": self.count}
         if not self.count:
-            out.update({"mean": None, "min": None, "max": None, "exact": True})
-            out.update({f"p{p}": None for p in PERCENTILES})
-            return out
+            return Summary(count=0, mean=None, p50=None, p90=None, p95=None, p99=None, min=None, max=None, exact=True)
         ordered = sorted(self.sample)
-        out["mean"] = round(self.total / self.count * scale, digits)
-        for p in PERCENTILES:
-            out[f"p{p}"] = round(percentile(ordered, p) * scale, digits)
-        out["min"] = round(self.min * scale, digits)
-        out["max"] = round(self.max * scale, digits)
-        out["exact"] = self.exact
-        return out
+
+        def pct(p: float) -> float:
+            return round(percentile(ordered, p) * scale, digits)
+
+        return Summary(count=self.count, mean=round(self.total / self.count * scale, digits), p50=pct(50),
+                       p90=pct(90), p95=pct(95), p99=pct(99), min=round(self.min * scale, digits),
+                       max=round(self.max * scale, digits), exact=self.exact)
 
     def quantile(self, pct: float) -> float | None:
         if not self.sample:
             return None
         return percentile(sorted(self.sample), pct)
 
-    def histogram(self, bins: int = 30, scale: float = 1.0) -> dict[str, list[float] | list[int]]:
+    def histogram(self, bins: int = 30, scale: float = 1.0) -> Histogram:
         """Equal-width histogram of the sample (edges scaled), for plots."""
         if not self.sample:
-            return {"edges": [], "counts": []}
+            return Histogram(edges=[], counts=[])
         lo, hi = min(self.sample), max(self.sample)
         if hi <= lo:
-            return {"edges": [lo * scale, lo * scale], "counts": [len(self.sample)]}
+            return Histogram(edges=[lo * scale, lo * scale], counts=[len(self.sample)])
         width = (hi - lo) / bins
         counts = [0] * bins
         for v in self.sample:
             counts[min(int((v - lo) / width), bins - 1)] += 1
         edges = [round((lo + i * width) * scale, 4) for i in range(bins + 1)]
-        return {"edges": edges, "counts": counts}
+        return Histogram(edges=edges, counts=counts)

@@ -1,4 +1,8 @@
-"""Gate thresholds and the built-in profiles."""
+"""Gate thresholds and the built-in profiles: a profile is a named set of thresholds.
+
+A run names a profile; any limit it sets differently is an override, recorded as such beside the
+profile's name (`overrides`), so a report never shows one profile's name with another's limits.
+"""
 
 import json
 import math
@@ -6,6 +10,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from classroom_probe.errors import BadInput
+from classroom_probe.inputs import MIB, read_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,32 +63,33 @@ PROFILES: dict[str, Thresholds] = {
     ),
 }
 
-_INT_KEYS = {"failures_max", "min_requests"}
+PROFILE_NAMES: tuple[str, ...] = tuple(PROFILES)
+INT_KEYS = frozenset({"failures_max", "min_requests"})
+THRESHOLD_KEYS: tuple[str, ...] = tuple(f.name for f in fields(Thresholds))
+
+
+def overrides(profile: str, thresholds: Thresholds) -> dict[str, float | int | None]:
+    """The limits that differ from the named profile's."""
+    base = PROFILES[profile].to_json()
+    return {k: v for k, v in thresholds.to_json().items() if base[k] != v}
 
 
 def load_thresholds(profile: str, path: Path | None) -> Thresholds:
     """The profile's thresholds, overridden by the keys of a JSON file (null disables a check)."""
     if profile not in PROFILES:
-        raise BadInput("--profile", f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
+        raise BadInput("--profile", f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     base = PROFILES[profile]
     if path is None:
         return base
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise BadInput("--thresholds", f"cannot read {path}: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise BadInput("--thresholds", f"{path} is not JSON: {exc.msg} at line {exc.lineno}") from exc
-    return apply_overrides(base, obj)
+    return apply_overrides(base, read_json(path, "--thresholds", MIB))
 
 
-def apply_overrides(base: Thresholds, obj: object) -> Thresholds:
+def apply_overrides(base: Thresholds, obj: object, source: str = "--thresholds") -> Thresholds:
     if not isinstance(obj, dict):
-        raise BadInput("--thresholds", "must be a JSON object")
-    known = {f.name for f in fields(Thresholds)}
-    unknown = sorted(set(obj) - known)
+        raise BadInput(source, "must be a JSON object")
+    unknown = sorted(set(obj) - set(THRESHOLD_KEYS))
     if unknown:
-        raise BadInput(f"thresholds.{unknown[0]}", f"unknown key; known keys: {sorted(known)}")
+        raise BadInput(f"thresholds.{unknown[0]}", f"unknown key; known keys: {', '.join(THRESHOLD_KEYS)}")
     changes: dict[str, float | int | None] = {}
     for key, value in obj.items():
         changes[key] = _validate(key, value)
@@ -98,7 +104,7 @@ def _validate(key: str, value: object) -> float | int | None:
         raise BadInput(field, f"must be a number or null, got {json.dumps(value)}")
     if not math.isfinite(value) or value < 0:
         raise BadInput(field, "must be a finite number >= 0")
-    if key in _INT_KEYS:
+    if key in INT_KEYS:
         if value != int(value):
             raise BadInput(field, "must be a whole number")
         return int(value)
