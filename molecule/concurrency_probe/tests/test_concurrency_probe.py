@@ -25,7 +25,7 @@ active = subprocess.run(["systemctl", "is-active", "fake-openai.service"], captu
 print(json.dumps({
     "installed": installed.stdout.strip(),
     "wheel_sha": [hashlib.sha256(open(w, "rb").read()).hexdigest() for w in wheels],
-    "marker": open(venv + "/.classroom_probe-wheel.sha256").read().strip(),
+    "record": json.load(open(venv + "/.python_app.json")),
     "thresholds": json.load(open("/etc/classroom-probe/thresholds.json")),
     "thresholds_mode": os.stat("/etc/classroom-probe/thresholds.json").st_mode & 0o777,
     "key_mode": key_file.st_mode & 0o777,
@@ -54,8 +54,11 @@ def test_probe_installed_at_pinned_version(box):
 
 
 def test_probe_came_from_the_wheelhouse(box):
-    # The recorded checksum is the mounted wheel's: the probe and aiohttp were installed with --no-index.
-    assert box["wheel_sha"] == [box["marker"]]
+    # The install record (python_app) holds the mounted wheel's checksum: the probe and aiohttp were installed
+    # with --no-index from that folder.
+    record = box["record"]
+    assert box["wheel_sha"] == [record["wheel_sha256"]]
+    assert (record["package"], record["version"], record["source"]) == ("classroom_probe", "0.1.0", "wheelhouse")
 
 
 def test_thresholds_file_holds_the_overrides_only(box):
