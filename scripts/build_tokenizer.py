@@ -4,7 +4,8 @@ The lab model and the GPU validation model have no real weights (vLLM's `load_fo
 so any tokenizer that maps text to ids below `vocab_size` serves them. Words `t0..tN` and the
 special tokens make requests and `ignore_eos` generation behave as with a real tokenizer.
 
-Run with a Python that has the `tokenizers` package (the vLLM environment has it):
+Standard library only: it writes the `tokenizers` library's JSON format (a WordLevel model with a
+Whitespace pre-tokenizer) directly, so any Python 3 runs it, on the GPU host as well:
     python scripts/build_tokenizer.py --vocab-size 4096 --out files/models/classroom-tiny
 """
 
@@ -21,15 +22,28 @@ CHAT_TEMPLATE = (
 )
 
 
-def build(vocab_size: int, out: Path) -> None:
-    from tokenizers import Tokenizer, models, pre_tokenizers  # noqa: PLC0415 - only the vLLM venv has it
-
+def tokenizer_json(vocab_size: int) -> str:
+    """tokenizer.json as `tokenizers.Tokenizer.save` writes it for this word-level model."""
     words = [*SPECIALS, *(f"t{i}" for i in range(vocab_size - len(SPECIALS)))]
-    vocab = {w: i for i, w in enumerate(words)}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    doc: dict[str, object] = {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": [],
+        "normalizer": None,
+        "pre_tokenizer": {"type": "Whitespace"},
+        "post_processor": None,
+        "decoder": None,
+        "model": {"type": "WordLevel", "vocab": {w: i for i, w in enumerate(words)}, "unk_token": "<unk>"},
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False)
+
+
+def build(vocab_size: int, out: Path) -> None:
+    if vocab_size <= len(SPECIALS):
+        raise SystemExit(f"--vocab-size must be larger than {len(SPECIALS)} (the special tokens)")
     out.mkdir(parents=True, exist_ok=True)
-    tok.save(str(out / "tokenizer.json"))
+    (out / "tokenizer.json").write_text(tokenizer_json(vocab_size))
     config = {
         "tokenizer_class": "PreTrainedTokenizerFast",
         "bos_token": "<s>",

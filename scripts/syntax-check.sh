@@ -9,7 +9,7 @@ for inv in inventories/lab/hosts.yml inventories/classroom/hosts.yml; do
     ansible-playbook -i "$inv" --syntax-check "$pb" >/dev/null || die "syntax check failed: $pb ($inv)"
   done
 done
-# The GPU validation renders with the vllm_server role from its own inventory.
-ansible-playbook -i hardware/inventory/hosts.yml --syntax-check hardware/playbooks/*.yml >/dev/null \
-  || die "syntax check failed: hardware/playbooks"
+# The GPU validation has an inventory of its own (a GPU host running the playbook on itself).
+ansible-playbook -i inventories/gpu-validation/hosts.yml --syntax-check playbooks/validate.yml >/dev/null \
+  || die "syntax check failed: playbooks/validate.yml (inventories/gpu-validation)"
 echo "syntax-check: ok"

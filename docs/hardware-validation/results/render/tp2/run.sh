@@ -9,4 +9,4 @@ here="$(cd "$(dirname "$0")" && pwd)"
 set -a
 . "$here/environment"
 set +a
-exec <device-venv>/bin/python -m vllm.entrypoints.openai.api_server --config /var/tmp/classroom-hw/results/render/tp2/vllm.yaml "$@"
+exec <venv>/bin/python -m vllm.entrypoints.openai.api_server --config /var/tmp/classroom-hw/results/render/tp2/vllm.yaml "$@"
