@@ -18,21 +18,28 @@ venv, reports, key = sys.argv[1:4]
 wheels = glob.glob("/srv/probe-wheelhouse/classroom_probe-0.1.0-*.whl")
 code = "import classroom_probe, aiohttp; print(classroom_probe.__version__)"
 installed = subprocess.run([venv + "/bin/python", "-c", code], capture_output=True, text=True)
-key_file = os.stat("/etc/classroom-probe/api-key")
+def mode(path):
+    st = os.stat(path)
+    return [st.st_uid, st.st_mode & 0o777]
 runs = sorted(d for d in os.listdir(reports) if os.path.isdir(os.path.join(reports, d)))
-leaks = [p for p in glob.glob(reports + "/*/*") if key in open(p, errors="replace").read()]
+leaks = [p for p in glob.glob(reports + "/*/*") + glob.glob("/etc/classroom-probe*/run.json")
+         if key in open(p, errors="replace").read()]
 active = subprocess.run(["systemctl", "is-active", "fake-openai.service"], capture_output=True, text=True)
 print(json.dumps({
     "installed": installed.stdout.strip(),
     "wheel_sha": [hashlib.sha256(open(w, "rb").read()).hexdigest() for w in wheels],
     "record": json.load(open(venv + "/.python_app.json")),
-    "thresholds": json.load(open("/etc/classroom-probe/thresholds.json")),
-    "thresholds_mode": os.stat("/etc/classroom-probe/thresholds.json").st_mode & 0o777,
-    "key_mode": key_file.st_mode & 0o777,
-    "key_uid": key_file.st_uid,
+    "run_files": {d: json.load(open(d + "/run.json")) for d in ("/etc/classroom-probe", "/etc/classroom-probe-slow")},
+    "run_file_mode": mode("/etc/classroom-probe/run.json"),
+    "old_thresholds_file": os.path.exists("/etc/classroom-probe/thresholds.json"),
+    "key_mode": mode("/etc/classroom-probe/api-key"),
     "key": open("/etc/classroom-probe/api-key").read(),
+    "slow_key": os.path.exists("/etc/classroom-probe-slow/api-key"),
     "runs": {r: sorted(os.listdir(os.path.join(reports, r))) for r in runs},
+    "statuses": {r: json.load(open(os.path.join(reports, r, "status.json"))) for r in runs
+                 if os.path.exists(os.path.join(reports, r, "status.json"))},
     "leaks": leaks,
+    "jobs": glob.glob(os.path.expanduser("~/.ansible_async/*")),
     "server": active.stdout.strip(),
 }))
 """
@@ -61,20 +68,33 @@ def test_probe_came_from_the_wheelhouse(box):
     assert (record["package"], record["version"], record["source"]) == ("classroom_probe", "0.1.0", "wheelhouse")
 
 
-def test_thresholds_file_holds_the_overrides_only(box):
-    assert box["thresholds_mode"] == 0o644
-    assert box["thresholds"] == {
-        "gpu_util_balance_max_ratio": None,
-        "gpu_util_mean_min_pct": None,
-        "ttft_p95_ms_max": 1000,
-        "student_output_tok_s_min": 1,
-        "min_requests": 1,
-        "probe_loop_lag_p99_ms_max": 1000,
-    }
+THRESHOLDS = {
+    "gpu_util_balance_max_ratio": None,
+    "gpu_util_mean_min_pct": None,
+    "ttft_p95_ms_max": 1000.0,
+    "student_output_tok_s_min": 1.0,
+    "min_requests": 1,
+    "probe_loop_lag_p99_ms_max": 1000.0,
+}
+
+
+def test_each_gate_has_one_run_file_with_its_settings(box):
+    healthy, slow = box["run_files"]["/etc/classroom-probe"], box["run_files"]["/etc/classroom-probe-slow"]
+    assert box["run_file_mode"] == [0, 0o644]
+    # The healthy gate's settings, not the refused -3 students of the negative case that came after it.
+    assert (healthy["base_url"], healthy["students"], healthy["records"]) == ("http://127.0.0.1:18001", 4, True)
+    assert healthy["headers"] == {"X-Classroom": "molecule"}
+    assert healthy["api_key_file"] == "/etc/classroom-probe/api-key"
+    assert (slow["base_url"], slow["students"], slow["records"]) == ("http://127.0.0.1:18002", 3, False)
+    assert "api_key_file" not in slow and not box["slow_key"]
+    assert healthy["thresholds"] == slow["thresholds"] == THRESHOLDS
+    # The report folder is the base one: each run names its own <timestamp> folder on the command line.
+    assert healthy["report_dir"] == REMOTE_REPORTS
+    assert not box["old_thresholds_file"]
 
 
 def test_api_key_file_is_private(box):
-    assert (box["key_uid"], box["key_mode"], box["key"]) == (0, 0o600, KEY)
+    assert (box["key_mode"], box["key"]) == ([0, 0o600], KEY)
 
 
 def test_api_key_never_lands_in_a_report(box):
@@ -85,23 +105,36 @@ def test_api_key_never_lands_in_a_report(box):
 
 
 def test_each_run_has_its_own_remote_folder(box):
-    # Converge and idempotence each gate the healthy and the slow server.
-    assert len(box["runs"]) >= 4
+    # Converge and idempotence each gate the healthy and the slow server; the refused -3 students started none.
+    assert len(box["runs"]) == 4
     for run, files in box["runs"].items():
-        assert {"report.json", "report.md", "report.html"} <= set(files), run
+        assert {"report.json", "report.md", "report.html", "checks.txt", "status.json"} <= set(files), run
+
+
+def test_status_file_ends_with_the_verdict(box):
+    # The progress the role followed: the probe's last status document holds the verdict and the exit code.
+    finals = sorted((s["state"], s["status"], s["exit_code"]) for s in box["statuses"].values())
+    assert finals == [("finished", "fail", 1)] * 2 + [("finished", "pass", 0)] * 2
+    for run, status in box["statuses"].items():
+        assert status["report_dir"] == f"{REMOTE_REPORTS}/{run}"
+
+
+def test_background_jobs_are_cleaned_up(box):
+    assert box["jobs"] == []
 
 
 def test_reports_fetched_with_the_schema():
     runs = _local_runs()
     statuses = []
     for run in runs:
-        assert {"report.json", "report.md", "report.html"} <= {p.name for p in run.iterdir()}, run
+        assert {"report.json", "report.md", "report.html", "checks.txt"} <= {p.name for p in run.iterdir()}, run
         report = json.loads((run / "report.json").read_text())
         assert isinstance(report["schema_version"], int)
         verdict = report["verdict"]
         statuses.append(verdict["status"])
         for check in verdict["checks"]:
-            assert {"name", "measured", "limit", "passed", "detail"} <= set(check), check
+            assert {"id", "name", "title", "measured", "limit", "result", "detail"} <= set(check), check
+        assert (run / "checks.txt").read_text().startswith(f"Verdict: {verdict['status'].upper()}")
         assert "<html" in (run / "report.html").read_text().lower()
     assert sorted(statuses) == ["fail", "fail", "pass", "pass"]
 
