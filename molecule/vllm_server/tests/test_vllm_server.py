@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import socket
 import time
 
 import pytest
@@ -14,12 +15,16 @@ KEY = "molecule-lab-key-not-secret"
 CONFIG = "/etc/vllm/vllm.yaml"
 ENV_FILE = "/etc/vllm/vllm.env"
 UNIT = "/etc/systemd/system/vllm.service"
-# A TP=2 start takes about 75 s alone on two cores and several minutes when the machine is shared:
+# A TP=2 start takes about 30 s alone on two cores and several minutes when the machine is shared:
 # the bound on "healthy again" is loose. The part the unit controls, how soon systemd starts a new
-# server, is bounded tightly: with the default unit it waited the 90 s stop timeout for the killed
-# server's leftovers; now TimeoutStopSec=20 + RestartSec=5 at most.
+# server, is bounded: RestartSec=5 plus the reaper. Without the reaper this container's cgroup v1
+# makes systemd wait TimeoutStopSec=20 first (25 s in all), which this bound fails.
 RECOVERY_LIMIT_S = 900
-RESTART_LIMIT_S = 40
+RESTART_LIMIT_S = 20
+# systemd's "OK" band ends at 4.5; the role's unit measured 1.8 in the lab.
+EXPOSURE_LIMIT = 4.5
+# The scenario opens the API on purpose (0.0.0.0:8000); nothing else may listen beyond loopback.
+API_PORT = 8000
 
 
 def curl_status(host, path: str, key: str | None = None) -> str:
@@ -85,14 +90,21 @@ def test_unit_enabled_active_and_hardened(host):
         line.split("=", 1)
         for line in host.run(
             f"systemctl show {SERVICE} -p Type -p Restart -p User -p KillMode -p LimitNOFILE -p NoNewPrivileges "
-            "-p ProtectSystem -p ProtectHome -p PrivateTmp -p PrivateDevices -p ExecStart -p Environment"
+            "-p ProtectSystem -p ProtectHome -p PrivateTmp -p PrivateDevices -p ExecStart -p Environment "
+            "-p CapabilityBoundingSet -p SystemCallArchitectures -p ProtectKernelModules -p RestrictNamespaces "
+            "-p ExecStopPost"
         ).stdout.splitlines()
         if "=" in line
     )
     assert props["Type"] == "exec"
     assert props["Restart"] == "always"
     assert props["User"] == "vllm"
-    assert props["KillMode"] == "mixed"
+    assert props["KillMode"] == "process"
+    assert props["CapabilityBoundingSet"] == ""
+    assert props["SystemCallArchitectures"] == "native"
+    assert props["ProtectKernelModules"] == "yes"
+    assert props["RestrictNamespaces"] == "yes"
+    assert "vllm_reap.py" in props["ExecStopPost"]
     assert props["LimitNOFILE"] == "65535"
     assert props["NoNewPrivileges"] == "yes"
     assert props["ProtectSystem"] == "strict"
@@ -103,8 +115,53 @@ def test_unit_enabled_active_and_hardened(host):
         "/opt/vllm/venv/bin/python -m vllm.entrypoints.openai.api_server --config /etc/vllm/vllm.yaml"
         in (props["ExecStart"])
     )
-    for var in ("HF_HUB_OFFLINE=1", "VLLM_NO_USAGE_STATS=1", "DO_NOT_TRACK=1", "VLLM_CACHE_ROOT=/var/lib/vllm/cache"):
+    for var in (
+        "HF_HUB_OFFLINE=1",
+        "VLLM_NO_USAGE_STATS=1",
+        "DO_NOT_TRACK=1",
+        "VLLM_CACHE_ROOT=/var/lib/vllm/cache",
+        "VLLM_HOST_IP=127.0.0.1",
+        "GLOO_SOCKET_IFNAME=lo",
+    ):
         assert var in props["Environment"]
+
+
+def test_exposure_is_in_systemds_ok_band(host):
+    out = host.check_output(f"systemd-analyze security {SERVICE} --no-pager")
+    level = float(out.strip().splitlines()[-1].split("level for vllm.service:")[1].split()[0])
+    print(f"EXPOSURE {level}")
+    assert level <= EXPOSURE_LIMIT, out
+
+
+def listening(host) -> list[str]:
+    return [line.split()[3] for line in host.check_output("ss -ltnH").splitlines() if line.strip()]
+
+
+def is_loopback(address: str) -> bool:
+    ip = address.rsplit(":", 1)[0].strip("[]")
+    return ip.startswith("127.") or ip == "::1"
+
+
+def test_only_the_api_answers_beyond_loopback(host):
+    sockets = listening(host)
+    # The tensor-parallel workers' torch-distributed and gloo endpoints and the engine's queues are there.
+    assert len(sockets) > 5, sockets
+    open_ = [a for a in sockets if not is_loopback(a)]
+    assert open_ == [f"0.0.0.0:{API_PORT}"], f"listening beyond loopback: {open_} (all: {sockets})"
+
+
+def test_firewall_lets_only_the_listed_sources_reach_the_api(host):
+    rules = host.check_output("nft list table inet classroom_vllm")
+    assert "192.0.2.0/24" in rules
+    assert f"tcp dport {API_PORT} drop" in rules
+    # From the machine running the containers (not a listed source) the port does not answer...
+    address = host.interface("eth0").addresses[0]
+    with socket.socket() as sock:
+        sock.settimeout(3)
+        with pytest.raises(OSError):
+            sock.connect((address, API_PORT))
+    # ...while the box itself still reaches it over loopback.
+    assert curl_status(host, "/health") == "200"
 
 
 def test_port_bound_on_the_configured_address(host):
@@ -143,7 +200,45 @@ def test_completion_returns_tokens(host):
     assert reply["choices"][0]["text"].strip()
 
 
+PROBE = "/opt/classroom-probe/venv/bin/python -m classroom_probe"
+OUTAGE_RUN_S = 90
+OUTAGE_DIR = "/var/tmp/outage-run"
+# What students see across an engine kill: the streams in flight break, then nothing listens.
+OUTAGE_KINDS = {
+    "error_after_tokens",
+    "error_before_first_token",
+    "closed_without_done",
+    "connect_refused",
+    "connect_error",
+    "http_status",
+    "read_timeout",
+}
+
+
+def start_probe_across_the_kill(host) -> None:
+    """The gate's probe (installed by converge) loads the server while it is killed and comes back."""
+    host.run(f"rm -rf {OUTAGE_DIR}")
+    args = (
+        f"{PROBE} run --base-url {BASE} --api completions --model classroom-tiny "
+        f"--api-key-file /etc/classroom-probe/api-key --students 2 --warmup 0 --duration {OUTAGE_RUN_S} "
+        f"--think-min 0.5 --think-max 1 --max-tokens 16 --ignore-eos --profile lab --gpu off "
+        f"--report-dir {OUTAGE_DIR} --quiet"
+    )
+    host.run(f"nohup {args} > /var/tmp/outage-run.out 2>&1 &")
+    time.sleep(12)  # the probe checks its inputs and the model, then some requests finish before the kill
+
+
+def outage_report(host) -> dict:
+    deadline = time.monotonic() + OUTAGE_RUN_S + 120
+    while time.monotonic() < deadline and host.run(f"test -f {OUTAGE_DIR}/report.json").rc != 0:
+        time.sleep(2)
+    out = host.run(f"cat {OUTAGE_DIR}/report.json")
+    assert out.rc == 0, f"the probe wrote no report: {host.run('cat /var/tmp/outage-run.out').stdout}"
+    return json.loads(out.stdout)
+
+
 def test_killed_server_comes_back_healthy(host):
+    start_probe_across_the_kill(host)
     before = main_pid(host)
     assert before not in {"", "0"}
     # Kill time and the new process's start both on the box's clock, so slow polling does not count.
@@ -170,3 +265,17 @@ def test_killed_server_comes_back_healthy(host):
     # The leftover workers of the killed server must be gone: exactly the new pair runs.
     names = host.run("ps -eo comm").stdout.split()
     assert len([n for n in names if n.startswith("VLLM::Worker_TP")]) == 2, names
+
+    # The gate across the outage: failures by kind, and the window in which nothing succeeded.
+    report = outage_report(host)
+    failures = report["failures"]
+    assert report["verdict"]["status"] == "fail"
+    assert set(failures["by_kind"]) <= OUTAGE_KINDS, failures["by_kind"]
+    assert failures["outages"], failures
+    first = failures["outages"][0]
+    assert set(first["by_kind"]) <= OUTAGE_KINDS
+    print(f"OUTAGE {json.dumps(first)}")
+    if healthy_after < OUTAGE_RUN_S - 10:
+        assert first["end_s"] is not None, f"the service was back after {healthy_after:.0f} s: {first}"
+        ok_after = report["throughput_series"]["requests_done"][-1] - report["failures"]["total"]
+        assert ok_after > 0

@@ -1,14 +1,19 @@
 """Checks a vLLM server config YAML before it replaces the live one.
 
-Run with the service's venv interpreter: vLLM's own argument parser judges the options, so a key
-the pinned version does not know, a bad value or a missing local model fails here, not in a
-crash-looping unit. Exit 0 when the file is usable, 1 with one readable line on stderr otherwise.
+Run with the service's venv interpreter, so the pinned vLLM itself judges the options in two steps:
+its argument parser (unknown keys, bad values and choices), then its engine-config construction,
+which reads the model's config.json and checks the settings against it and against each other
+(max_model_len above the model's limit, heads not divisible by the tensor-parallel size, ...).
+What is caught here never reaches a crash-looping unit. Exit 0 when the file is usable, 1 with one
+readable line on stderr otherwise. Nothing of the service's state is touched: vLLM's caches go to
+a temporary folder for the check.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import shutil
 import sys
 import tempfile
@@ -22,6 +27,9 @@ FORBIDDEN = {
     "api-key": "the API key belongs in the environment file (VLLM_API_KEY), never in the YAML",
     "config": "a config file cannot include another one",
 }
+# Where vLLM and the libraries it loads would write; the check runs as root and must leave the
+# service user's state folder alone.
+SCRATCH_VARIABLES = ("HOME", "HF_HOME", "VLLM_CACHE_ROOT", "VLLM_CONFIG_ROOT", "XDG_CACHE_HOME", "TRITON_CACHE_DIR")
 
 
 class ConfigError(Exception):
@@ -32,6 +40,7 @@ class ConfigError(Exception):
 class CheckResult:
     options: int
     model: str
+    engine_checked: bool
 
 
 def load_mapping(path: Path) -> dict[str, Any]:
@@ -69,7 +78,16 @@ def _raise_config_error(message: str) -> NoReturn:
     raise ConfigError(f"vLLM rejects the options: {message}")
 
 
-def check_with_vllm(path: Path) -> None:
+def first_line(exc: BaseException) -> str:
+    """The line of an exception a user acts on: pydantic's 'Value error, ...' line when there is one."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith("Value error, "):
+            return line.removeprefix("Value error, ").split(" [type=", 1)[0]
+    return lines[0] if lines else type(exc).__name__
+
+
+def parse_with_vllm(path: Path) -> argparse.Namespace:
     # Imported late: it takes seconds and is pointless when the YAML itself is broken.
     flexible = importlib.import_module("vllm.utils.argparse_utils").FlexibleArgumentParser
     try:
@@ -88,27 +106,47 @@ def check_with_vllm(path: Path) -> None:
     try:
         cli_args.validate_parsed_serve_args(args)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"vLLM rejects the options: {exc}") from exc
+        raise ConfigError(f"vLLM rejects the options: {first_line(exc)}") from exc
+    return args
 
 
-def check(path: Path) -> CheckResult:
+def build_engine_config(args: argparse.Namespace) -> None:
+    """vLLM's own engine-config construction: reads the model's config and checks the layout."""
+    arg_utils = importlib.import_module("vllm.engine.arg_utils")
+    try:
+        engine_args = arg_utils.AsyncEngineArgs.from_cli_args(args)
+        engine_args.create_engine_config()
+    except Exception as exc:  # vLLM raises ValueError, pydantic errors and others: each is a refusal
+        raise ConfigError(f"vLLM rejects the settings for this model: {first_line(exc)}") from exc
+
+
+def check(path: Path, *, engine: bool = True) -> CheckResult:
     data = load_mapping(path)
     check_policy(data)
     model = check_model(data)
-    check_with_vllm(path)
-    return CheckResult(options=len(data), model=model)
+    args = parse_with_vllm(path)
+    if engine:
+        build_engine_config(args)
+    return CheckResult(options=len(data), model=model, engine_checked=engine)
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: vllm_config_check.py CONFIG.yaml", file=sys.stderr)
-        return 2
-    try:
-        result = check(Path(argv[1]))
-    except ConfigError as exc:
-        print(f"vLLM config check failed: {exc}", file=sys.stderr)
-        return 1
-    print(f"vLLM config ok: {result.options} options, model {result.model}")
+    parser = argparse.ArgumentParser(prog="vllm_config_check.py", description=__doc__.splitlines()[0])
+    parser.add_argument("config", type=Path)
+    parser.add_argument("--parser-only", action="store_true", help="skip the engine-config construction")
+    ns = parser.parse_args(argv[1:])
+    with tempfile.TemporaryDirectory(prefix="vllm-config-check-") as scratch:
+        for name in SCRATCH_VARIABLES:
+            os.environ[name] = scratch
+        try:
+            result = check(ns.config, engine=not ns.parser_only)
+        except ConfigError as exc:
+            print(f"vLLM config check failed: {exc}", file=sys.stderr)
+            return 1
+    print(
+        f"vLLM config ok: {result.options} options, model {result.model}"
+        + ("" if result.engine_checked else " (argument parser only)")
+    )
     return 0
 
 

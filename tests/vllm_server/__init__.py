@@ -1,0 +1,1 @@
+"""Unit tests of the vllm_server role's modules and helper scripts."""
