@@ -1,8 +1,8 @@
 """Metric maths with hand-computed expectations."""
 
 import pytest
-from classroom_probe.metrics import Aggregator, Slo
-from classroom_probe.records import FailureKind, RequestRecord
+from classroom_probe.metrics import Aggregator, Slo, Timeline, outages
+from classroom_probe.records import FailureKind, LiveSnapshot, RequestRecord
 from classroom_probe.stats import Reservoir, percentile
 
 MS = 1_000_000
@@ -118,3 +118,37 @@ def test_single_token_request_has_no_tpot() -> None:
     agg.add(r)
     s = agg.summary()
     assert s["latency_ms"]["tpot"]["count"] == 0 and s["goodput_requests"] == 1
+
+
+def _timeline(seconds):
+    """A Timeline from (ok, failed-by-kind) per second."""
+    tl = Timeline()
+    done = failed = 0
+    kinds: dict[str, int] = {}
+    tl.start(0, LiveSnapshot())
+    for i, (ok, fails) in enumerate(seconds, start=1):
+        done += ok + sum(fails.values())
+        failed += sum(fails.values())
+        for k, n in fails.items():
+            kinds[k] = kinds.get(k, 0) + n
+        tl.add(i * 1_000_000_000, LiveSnapshot(done=done, failed=failed, failures=dict(kinds)))
+    return tl
+
+
+def test_outage_runs_from_the_first_failing_second_to_the_first_success():
+    tl = _timeline([
+        (3, {}), (2, {}),
+        (0, {"error_after_tokens": 2}),  # the kill: in-flight streams fail
+        (0, {"connect_refused": 4}), (0, {}), (0, {"connect_refused": 3}),  # nothing listens
+        (1, {}), (3, {}),  # back
+    ])
+    (w,) = outages(tl)
+    assert (w.start_ns, w.end_ns) == (2_000_000_000, 7_000_000_000)
+    assert w.failures == 9
+    assert w.by_kind == {"connect_refused": 7, "error_after_tokens": 2}
+
+
+def test_a_failure_beside_successes_is_no_outage_and_an_open_outage_has_no_end():
+    assert outages(_timeline([(3, {"http_status": 1}), (3, {})])) == []
+    (w,) = outages(_timeline([(3, {}), (0, {"connect_refused": 2}), (0, {})]))
+    assert w.end_ns is None and w.failures == 2

@@ -264,3 +264,42 @@ class Timeline:
                 series.append(0)
         self._last, self._last_t = snap, t_ns
         return rate
+
+
+@dataclass(frozen=True)
+class Outage:
+    """A stretch in which requests failed and none succeeded: the service was out, as students saw it."""
+
+    start_ns: int
+    end_ns: int | None  # first second with a success again; None when the run ended still out
+    failures: int
+    by_kind: dict[str, int]
+
+
+def outages(timeline: Timeline) -> list[Outage]:
+    """Outage windows from the 1 Hz series: from the first second with failures and no success, to the
+    first second with a success again. Seconds in which nothing finished do not end an outage."""
+    found: list[Outage] = []
+    start: int | None = None
+    failed = 0
+    kinds: dict[str, int] = {}
+    prev_done = prev_failed = 0
+    for i, t in enumerate(timeline.t_ns):
+        new_done = timeline.requests_done[i] - prev_done
+        new_failed = timeline.failures[i] - prev_failed
+        prev_done, prev_failed = timeline.requests_done[i], timeline.failures[i]
+        new_ok = new_done - new_failed
+        if start is None and new_failed > 0 and new_ok <= 0:
+            start, failed, kinds = timeline.t_ns[i - 1] if i else t, 0, {}
+        if start is not None:
+            if new_ok > 0:
+                found.append(Outage(start, t, failed, dict(sorted(kinds.items()))))
+                start = None
+                continue
+            failed += new_failed
+            for kind, series in timeline.new_failures.items():
+                if i < len(series) and series[i]:
+                    kinds[kind] = kinds.get(kind, 0) + series[i]
+    if start is not None:
+        found.append(Outage(start, None, failed, dict(sorted(kinds.items()))))
+    return found

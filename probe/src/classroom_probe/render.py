@@ -133,6 +133,14 @@ def header_rows(r: Report) -> list[tuple[str, str]]:
     ]
 
 
+def outage_rows(r: Report) -> list[list[str]]:
+    """One row per outage window: from, to, length, failed requests, kinds (the run end when still out)."""
+    return [[num(w["start_s"], 1), "end of run" if w["end_s"] is None else num(w["end_s"], 1),
+             "-" if w["duration_s"] is None else num(w["duration_s"], 1), num(w["failures"]),
+             ", ".join(f"{k} {num(n)}" for k, n in w["by_kind"].items()) or "-"]
+            for w in r["failures"]["outages"]]
+
+
 def summary_rows(r: Report) -> list[tuple[str, str]]:
     a = r["aggregates"]
     per = a["student_output_tok_s"]
@@ -179,6 +187,10 @@ def markdown(r: Report) -> str:
         lines.append(f"| {label} | " + " | ".join(_lat(s, c) for c in COLS) + " |")
     lines += ["", "## Failed requests by kind", ""]
     lines += [f"- {k}: {num(n)}" for k, n in r["failures"]["by_kind"].items()] or ["- none"]
+    if r["failures"]["outages"]:
+        lines += ["", "## Outages (requests failed and none succeeded)", "",
+                  "| from (s) | to (s) | length (s) | failed | kinds |", "|---|---|---|---|---|"]
+        lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in outage_rows(r)]
     ramp = r["load"]["ramp"]
     if ramp:
         lines += ["", f"## Ramp: largest class meeting the SLO: {num(ramp['largest_passing_students'])} students", "",
@@ -279,6 +291,9 @@ def html(r: Report) -> str:
                                        for k, label in LATENCIES]),
              "<h2>Failed requests by kind</h2>",
              table(["Kind", "Requests"], [[k, num(n)] for k, n in r["failures"]["by_kind"].items()] or [["none", "0"]])]
+    if r["failures"]["outages"]:
+        body += ["<h2>Outages (requests failed and none succeeded)</h2>",
+                 table(["From (s)", "To (s)", "Length (s)", "Failed", "Kinds"], outage_rows(r))]
     ramp = r["load"]["ramp"]
     if ramp:
         body += [f"<h2>Ramp: largest class meeting the SLO: {num(ramp['largest_passing_students'])} students</h2>",

@@ -21,7 +21,7 @@ from classroom_probe.config import Config, ConfigRecord
 from classroom_probe.gate import Verdict
 from classroom_probe.gpu import GpuSeries
 from classroom_probe.health import HealthSeries
-from classroom_probe.metrics import Aggregates, Aggregator, Timeline
+from classroom_probe.metrics import Aggregates, Aggregator, Timeline, outages
 from classroom_probe.modelcheck import ServerVersion
 from classroom_probe.records import LiveSnapshot, server_caused
 from classroom_probe.schema import DRAFT, type_schema
@@ -111,11 +111,20 @@ class FailureSeries(TypedDict):
     by_kind: dict[str, list[int]]
 
 
+class OutageRecord(TypedDict):
+    start_s: float
+    end_s: float | None
+    duration_s: float | None
+    failures: int
+    by_kind: dict[str, int]
+
+
 class FailuresRecord(TypedDict):
     by_kind: dict[str, int]
     total: int
     server_caused: int
     series: FailureSeries
+    outages: list[OutageRecord]
 
 
 class GpuRecord(TypedDict):
@@ -315,6 +324,12 @@ def build_report(m: Measurements, verdict: Verdict) -> Report:
             "total": m.totals.failed,
             "server_caused": server_caused(m.totals.failures),
             "series": {"t_s": [_t(t, o) for t in tl.t_ns], "by_kind": dict(sorted(tl.new_failures.items()))},
+            "outages": [
+                {"start_s": _t(w.start_ns, o), "end_s": None if w.end_ns is None else _t(w.end_ns, o),
+                 "duration_s": None if w.end_ns is None else round((w.end_ns - w.start_ns) / 1e9, 1),
+                 "failures": w.failures, "by_kind": w.by_kind}
+                for w in outages(tl)
+            ],
         },
         "gpu": _gpu(m),
         "server": _server(m),

@@ -12,5 +12,5 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("judge", ("gate",)),
     ("report", ("report",)),
     ("renderers", ("svg", "render", "render_text", "compare")),
-    ("run", ("fdlimit", "progress", "outputs", "workers", "runner", "cli", "__main__")),
+    ("run", ("fdlimit", "progress", "outputs", "workers", "runner", "cli", "__main__", "exporter")),
 )
