@@ -7,7 +7,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export CC_CACHE ?= $(HOME)/.cache/classroom-cluster
 PYTEST_ARGS ?=
 
-.PHONY: lab test setup lint docs pytest unit clean-lab
+.PHONY: lab lab-rollback test setup lint docs pytest unit clean-lab
 
 setup:
 	bash scripts/setup-host.sh
@@ -39,6 +39,10 @@ test: lint pytest
 
 lab: setup
 	bash scripts/lab.sh
+
+# Back to Ollama on the lab box from its newest archive, gated; `make lab` rolls forward again.
+lab-rollback:
+	bash scripts/lab.sh --rollback
 
 clean-lab:
 	bash scripts/lab.sh --destroy

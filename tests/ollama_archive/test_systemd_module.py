@@ -1,0 +1,126 @@
+"""The units step of retire and restore against a scripted systemctl: few calls, only where needed."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import ollama_archive_systemd
+import pytest
+
+from tests.ollama_archive.archive_helpers import run_module
+
+FAKE = """#!/bin/sh
+# Scripted systemctl: `show` prints the states in $STATES, every other call is logged.
+if [ "$1" = show ]; then cat "$STATES"; exit 0; fi
+echo "$*" >> "$CALLS"
+"""
+
+
+@pytest.fixture
+def systemctl(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text(FAKE)
+    (bin_dir / "systemctl").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    monkeypatch.setenv("STATES", str(tmp_path / "states"))
+    monkeypatch.setenv("CALLS", str(tmp_path / "calls"))
+    monkeypatch.setattr(ollama_archive_systemd, "SYSTEMD_DIR", tmp_path / "systemd")
+
+    def states(**units: tuple[str, str, str]) -> None:
+        blocks = [f"Id={name.replace('_', '@', 1)}.service\nLoadState={load}\nActiveState={active}\n"
+                  f"UnitFileState={enabled}" for name, (load, active, enabled) in units.items()]
+        (tmp_path / "states").write_text("\n\n".join(blocks) + "\n")
+
+    def calls() -> list[str]:
+        path = tmp_path / "calls"
+        return path.read_text().splitlines() if path.exists() else []
+
+    return states, calls, tmp_path / "systemd"
+
+
+def units(url: str = "http://127.0.0.1:9") -> list[dict]:
+    return [
+        {"unit": "ollama@0.service", "mask": "persistent", "state": {"enabled": "enabled", "active": "active"},
+         "url": url, "port": int(url.rsplit(":", 1)[1])},
+        {"unit": "ollama.service", "mask": "drop-in", "state": {"enabled": "disabled", "active": "inactive"},
+         "url": "http://127.0.0.1:11434", "port": 11434},
+    ]
+
+
+def retire(check: bool = False) -> dict:
+    return run_module(ollama_archive_systemd, {"action": "retire", "units": units(), "retired_dropin": "99-r.conf",
+                                               "retired_text": "[Unit]\nRefuseManualStart=yes\n", "timeout": 5},
+                      check=check)
+
+
+def test_retire_stops_disables_and_masks_in_one_call_each(systemctl):
+    states, calls, systemd = systemctl
+    states(ollama_0=("loaded", "active", "enabled"), ollama=("loaded", "inactive", "disabled"))
+    result = retire()
+    assert result["changed"]
+    assert calls() == ["stop -- ollama@0.service", "disable -- ollama@0.service", "mask -- ollama@0.service",
+                       "daemon-reload"]
+    assert (systemd / "ollama.service.d/99-r.conf").read_text() == "[Unit]\nRefuseManualStart=yes\n"
+    assert result["systemd"]["waited"] == ["127.0.0.1:9"]
+
+
+def test_a_retired_box_is_left_alone(systemctl):
+    states, calls, systemd = systemctl
+    states(ollama_0=("masked", "inactive", "masked"), ollama=("loaded", "inactive", "disabled"))
+    (systemd / "ollama.service.d").mkdir(parents=True)
+    (systemd / "ollama.service.d/99-r.conf").write_text("[Unit]\nRefuseManualStart=yes\n")
+    result = retire()
+    assert result["changed"] is False and calls() == []
+
+
+def test_check_mode_says_what_it_would_do_and_does_nothing(systemctl):
+    states, calls, systemd = systemctl
+    states(ollama_0=("loaded", "active", "enabled"), ollama=("loaded", "inactive", "disabled"))
+    result = retire(check=True)
+    assert result["changed"] and result["systemd"]["masked"] == ["ollama@0.service"]
+    assert calls() == [] and not systemd.exists()
+
+
+class Version(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = json.dumps({"version": "0.33.0"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+def test_restore_writes_noprune_first_then_unmasks_enables_starts_and_waits(systemctl):
+    states, calls, systemd = systemctl
+    states(ollama_0=("masked", "inactive", "masked"), ollama=("loaded", "inactive", "disabled"))
+    (systemd / "ollama.service.d").mkdir(parents=True)
+    (systemd / "ollama.service.d/99-r.conf").write_text("x")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Version)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = run_module(ollama_archive_systemd, {
+            "action": "restore", "units": units(f"http://127.0.0.1:{server.server_address[1]}"),
+            "retired_dropin": "99-r.conf", "noprune_dropin": "90-n.conf",
+            "noprune_text": "[Service]\nEnvironment=OLLAMA_NOPRUNE=1\n", "timeout": 10})
+    finally:
+        server.shutdown()
+    assert calls() == ["daemon-reload", "unmask -- ollama@0.service", "enable -- ollama@0.service",
+                       "start -- ollama@0.service"]
+    assert not (systemd / "ollama.service.d/99-r.conf").exists()
+    for unit in ("ollama@0.service", "ollama.service"):
+        assert "OLLAMA_NOPRUNE=1" in (systemd / f"{unit}.d/90-n.conf").read_text()
+    assert result["systemd"]["started"] == ["ollama@0.service"]
+
+
+def test_restore_names_an_instance_that_never_answers(systemctl):
+    states, _, _ = systemctl
+    states(ollama_0=("loaded", "inactive", "enabled"), ollama=("loaded", "inactive", "disabled"))
+    result = run_module(ollama_archive_systemd, {"action": "restore", "units": units(), "retired_dropin": "99-r.conf",
+                                                 "timeout": 1})
+    assert result["failed"] and "No answer on /api/version within 1 s from http://127.0.0.1:9" in result["msg"]
