@@ -2,6 +2,7 @@
 
 Usage (from the repository root, with the project's venv on PATH):
     python benchmarks/vllm_server/bench.py [--recoveries 2] [--out results.json]
+    python benchmarks/vllm_server/bench.py --recoveries-only 3   # on a box left by `molecule converge`
 
 Runs the molecule scenario `vllm_server` stage by stage, exactly as `molecule test` would (destroy,
 create, check, converge, idempotence, side_effect, verify, destroy), timing each stage; the verify
@@ -49,6 +50,8 @@ class Results:
     host: str = ""
     cpus: int = 0
     load_before: float = 0.0
+    # The 1-minute load average just before each kill: a recovery timed on a busy machine is discarded.
+    load_before_kill: list[float] = field(default_factory=list)
 
 
 def environment() -> dict[str, str]:
@@ -151,9 +154,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recoveries", type=int, default=2, choices=range(1, 11), metavar="1..10")
     parser.add_argument("--out", type=Path, help="also write the raw figures as JSON here")
+    parser.add_argument("--recoveries-only", type=int, choices=range(1, 11), metavar="1..10",
+                        help="only kill -9 recoveries, on the box a `molecule converge -s vllm_server` left running")
     args = parser.parse_args()
     env = environment()
     res = Results(host=os.uname().nodename, cpus=os.cpu_count() or 0, load_before=os.getloadavg()[0])
+    if args.recoveries_only:
+        for _ in range(args.recoveries_only):
+            time.sleep(20)  # let the previous start's load settle before the next kill
+            res.load_before_kill.append(round(os.getloadavg()[0], 2))
+            res.recoveries.append(recover_once(env))
+        print(json.dumps(asdict(res), indent=2))
+        if args.out:
+            args.out.write_text(json.dumps(asdict(res), indent=2) + "\n")
+        return 0
     molecule("destroy", env)
     try:
         for stage in STAGES:
