@@ -15,6 +15,7 @@ setup:
 	bash scripts/build-image.sh
 	bash scripts/build-wheelhouse.sh >/dev/null
 	bash scripts/build-probe-wheelhouse.sh >/dev/null
+	bash scripts/fetch-promtool.sh
 
 lint: setup
 	yamllint -s .

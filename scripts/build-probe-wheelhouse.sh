@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Build the classroom_probe wheel and download its dependencies (aiohttp, nvidia-ml-py) as Python 3.11 wheels,
-# so the concurrency_probe role can install the probe on a lab box with no network.
+# Build the classroom_probe wheel and download its dependencies (aiohttp, nvidia-ml-py) and those of its
+# `exporter` extra (prometheus-client) as Python 3.11 wheels, so the concurrency_probe role can install the
+# probe, and the monitoring role its GPU exporter, on a lab box with no network.
 # Prints the wheelhouse folder ($CC_CACHE/wheelhouse/probe).
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
@@ -35,13 +36,14 @@ wheel="$(ls "$build_dir"/classroom_probe-*-py3-none-any.whl)"
 cp "$wheel" "$out/.$(basename "$wheel").tmp"
 find "$out" -maxdepth 1 -name 'classroom_probe-*.whl' ! -name "$(basename "$wheel")" -delete
 mv -f "$out/.$(basename "$wheel").tmp" "$out/$(basename "$wheel")"
-say "downloading the probe's dependencies as Python $target binary wheels"
+say "downloading the probe's dependencies (with the exporter extra's) as Python $target binary wheels"
 "$py" -m pip download --disable-pip-version-check --only-binary=:all: --python-version "$target" \
-  --dest "$out" "$out/$(basename "$wheel")" >&2
+  --dest "$out" "$out/$(basename "$wheel")[exporter]" >&2
 # Debian's python3 has no ensurepip: a pip wheel lets the role build its venv with no network.
 "$py" -m pip download --disable-pip-version-check --only-binary=:all: --python-version "$target" --no-deps \
   --dest "$out" pip >&2
 [ -n "$(ls "$out"/aiohttp-*.whl 2>/dev/null)" ] || die "no aiohttp wheel in $out"
 [ -n "$(ls "$out"/nvidia_ml_py-*.whl 2>/dev/null)" ] || die "no nvidia-ml-py wheel in $out"
+[ -n "$(ls "$out"/prometheus_client-*.whl 2>/dev/null)" ] || die "no prometheus-client wheel in $out (the exporter extra)"
 echo "$src_hash" > "$out/.source.sha256"
 echo "$out"

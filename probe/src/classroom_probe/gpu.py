@@ -1,11 +1,13 @@
 """1 Hz GPU sampler: NVML when importable, else `nvidia-smi` CSV, else recorded as absent.
 
-Besides utilisation and memory over time it records what the GPUs are: name, memory and driver."""
+Besides utilisation and memory over time it records what the GPUs are: name, memory and driver. Through NVML
+it also takes the fuller reading the GPU exporter publishes (temperature, power, the processes holding memory)."""
 
 import asyncio
 import contextlib
 import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from time import perf_counter_ns
 from typing import Any
 
@@ -26,6 +28,30 @@ class GpuSample:
     index: int
     util_pct: float | None
     mem_used_mib: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class GpuReading:
+    """One GPU at one moment, as the exporter publishes it; what the GPU will not tell is None."""
+
+    index: int
+    name: str
+    uuid: str
+    util_pct: float | None
+    mem_used_bytes: int | None
+    mem_total_bytes: int | None
+    temperature_c: float | None
+    power_w: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class GpuProcess:
+    """A process holding memory on one GPU; its memory is None where the driver will not say."""
+
+    gpu: int
+    pid: int
+    name: str
+    mem_used_bytes: int | None
 
 
 @dataclass(slots=True)
@@ -99,6 +125,23 @@ def _text(value: object) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
+def _or_none(read: Any, *args: object) -> Any:
+    """One NVML reading, or None where this GPU does not support it (power on some boards, temperature in MIG)."""
+    try:
+        return read(*args)
+    except Exception:
+        return None
+
+
+def _process_name(pid: int, nvml_name: Any) -> str:
+    """NVML's name for the process, else the kernel's (a sandboxed reader may be refused either)."""
+    name = _text(nvml_name).strip() if nvml_name is not None else ""
+    if not name:
+        with contextlib.suppress(OSError):
+            name = Path(f"/proc/{pid}/comm").read_text(encoding="utf-8", errors="replace").strip()
+    return name.rsplit("/", 1)[-1] or "unknown"
+
+
 class _Nvml:
     def __init__(self) -> None:
         import pynvml  # noqa: PLC0415  (optional dependency)
@@ -128,6 +171,39 @@ class _Nvml:
             util = float(self._nvml.nvmlDeviceGetUtilizationRates(h).gpu)
             mem = self._nvml.nvmlDeviceGetMemoryInfo(h).used / 2**20
             out.append(GpuSample(t_ns, i, util, round(mem, 1)))
+        return out
+
+    def readings(self) -> list[GpuReading]:
+        """Every GPU's full reading; a reading one GPU does not support is None, any other error raises."""
+        nv = self._nvml
+        out = []
+        for i, h in enumerate(self._handles):
+            mem = nv.nvmlDeviceGetMemoryInfo(h)
+            power_mw = _or_none(nv.nvmlDeviceGetPowerUsage, h)
+            temperature = _or_none(nv.nvmlDeviceGetTemperature, h, nv.NVML_TEMPERATURE_GPU)
+            out.append(GpuReading(
+                index=i, name=_text(nv.nvmlDeviceGetName(h)), uuid=_text(nv.nvmlDeviceGetUUID(h)),
+                util_pct=float(nv.nvmlDeviceGetUtilizationRates(h).gpu),
+                mem_used_bytes=int(mem.used), mem_total_bytes=int(mem.total),
+                temperature_c=None if temperature is None else float(temperature),
+                power_w=None if power_mw is None else power_mw / 1000.0))
+        return out
+
+    def processes(self) -> list[GpuProcess]:
+        """Compute and graphics processes per GPU, each once (a process doing both is listed by both calls)."""
+        nv = self._nvml
+        out = []
+        for i, h in enumerate(self._handles):
+            seen: set[int] = set()
+            for read in (nv.nvmlDeviceGetComputeRunningProcesses, nv.nvmlDeviceGetGraphicsRunningProcesses):
+                for p in _or_none(read, h) or []:
+                    pid = int(p.pid)
+                    if pid in seen:
+                        continue
+                    seen.add(pid)
+                    used = getattr(p, "usedGpuMemory", None)
+                    out.append(GpuProcess(i, pid, _process_name(pid, _or_none(nv.nvmlSystemGetProcessName, pid)),
+                                          None if used is None else int(used)))
         return out
 
     def close(self) -> None:
