@@ -49,7 +49,7 @@ summary:
   type: dict
 """
 
-from dataclasses import asdict, fields
+from dataclasses import MISSING, asdict, fields
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
@@ -68,16 +68,19 @@ from ansible.module_utils.gpu_preflight_model import ModelShapeError, resolve_sh
 
 def build_settings(raw: dict[str, Any]) -> Settings:
     names = {field.name for field in fields(Settings)}
-    missing = sorted(names - raw.keys())
+    required = {field.name for field in fields(Settings) if field.default is MISSING}
+    missing = sorted(required - raw.keys())
     if missing:
         raise ValueError(f"settings lack {', '.join(missing)}")
-    values = {name: raw[name] for name in names}
+    values = {name: raw[name] for name in names if name in raw}
     values["python_versions"] = tuple(str(v) for v in values["python_versions"])
     values["ollama_process_names"] = tuple(str(v) for v in values["ollama_process_names"])
     values["service_user"] = str(values["service_user"] or "")
     # Older ansible-core templates numbers to strings inside a dict option: coerce here.
-    for name in ("gpu_memory_utilization", "activation_reserve_gib", "min_free_disk_gib"):
-        values[name] = float(values[name])
+    for name in ("gpu_memory_utilization", "activation_reserve_gib", "min_free_disk_gib", "capacity_think_seconds",
+                 "slo_ttft_p95_ms", "slo_student_tok_s"):
+        if name in values:
+            values[name] = float(values[name])
     for name in (
         "tensor_parallel_size",
         "pipeline_parallel_size",
@@ -88,10 +91,14 @@ def build_settings(raw: dict[str, Any]) -> Settings:
         "max_num_seqs",
         "min_nofile",
         "service_port",
+        "capacity_prompt_tokens",
+        "capacity_answer_tokens",
     ):
-        values[name] = int(values[name])
-    if isinstance(values["ollama_archive_in_play"], str):
-        values["ollama_archive_in_play"] = values["ollama_archive_in_play"].lower() in {"true", "yes", "1"}
+        if name in values:
+            values[name] = int(values[name])
+    for name in ("ollama_archive_in_play", "nccl_p2p_disable"):
+        if isinstance(values.get(name), str):
+            values[name] = values[name].lower() in {"true", "yes", "1"}
     return Settings(**values)
 
 
@@ -147,6 +154,8 @@ def evaluate(params: dict[str, Any]) -> dict[str, Any]:
                 "basis": "vLLM 0.26 logs 'GPU KV cache size' as if every (padded) layer were full attention",
             },
         }
+    if preflight.capacity_details:
+        summary["capacity"] = preflight.capacity_details
     return summary
 
 

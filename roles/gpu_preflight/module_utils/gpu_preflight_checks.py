@@ -11,17 +11,24 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ansible.module_utils.gpu_preflight_capacity import CapacityInputs, estimate_capacity
 from ansible.module_utils.gpu_preflight_model import (
     ModelShape,
     tensor_parallel_problems,
     valid_tensor_parallel_sizes,
 )
-from ansible.module_utils.gpu_preflight_plan import GIB, MemoryPlan, PlanInputs, plan_memory
+from ansible.module_utils.gpu_preflight_plan import DTYPE_BYTES, GIB, MemoryPlan, PlanInputs, plan_memory
 from ansible.module_utils.gpu_preflight_smi import ComputeApp, Gpu, Link, SmiFailure, Topology
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 GPU_CHECKS = ("nvidia_smi", "driver_version", "gpu_count", "dtype", "memory_fit", "gpu_memory_free", "interconnect")
 BF16_MIN_CC = (8, 0)
+# Every check has a section of this name in the troubleshooting guide; messages link to it.
+TROUBLESHOOTING = "docs/TROUBLESHOOTING.md"
+
+
+def help_link(check: str) -> str:
+    return f"{TROUBLESHOOTING}#{check}"
 
 
 @dataclass(frozen=True)
@@ -33,7 +40,7 @@ class CheckResult:
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "help": help_link(self.name)}
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,14 @@ class Settings:
     # The project's own vLLM service runs as this user; the vllm stage replaces it in place,
     # so its port and GPU memory are not someone else's. Empty: every holder is foreign.
     service_user: str
+    # The capacity estimate's load and SLO (the probe's classroom profile and a short exchange).
+    capacity_prompt_tokens: int = 200
+    capacity_answer_tokens: int = 256
+    capacity_think_seconds: float = 2.0
+    slo_ttft_p95_ms: float = 500.0
+    slo_student_tok_s: float = 30.0
+    # NCCL_P2P_DISABLE=1: GPU-to-GPU traffic goes through host memory.
+    nccl_p2p_disable: bool = False
 
     @property
     def world_size(self) -> int:
@@ -257,6 +272,7 @@ class Preflight:
         self.shape_note = shape_note
         self.table = driver_table
         self.plan_details: dict[str, Any] = {}
+        self.capacity_details: dict[str, Any] = {}
 
     # -- helpers ---------------------------------------------------------------------------
     def _gpu_ready(self) -> bool:
@@ -490,7 +506,40 @@ class Preflight:
             ),
         )
         self.plan_details = plan.to_dict()
+        self.capacity_details = self._capacity(plan, worst, used)
         return self._judge_plan(plan, worst, used)
+
+    def _link(self, used: list[Gpu]) -> str:
+        if self.s.nccl_p2p_disable:
+            return "host"
+        topo = self.gpu.topology
+        indices = [gpu.index for gpu in used]
+        links = [topo.link(a, b) for i, a in enumerate(indices) for b in indices[i + 1 :]] if topo else [None]
+        return "nvlink" if links and all(link is not None and link.kind == "nvlink" for link in links) else "pcie"
+
+    def _capacity(self, plan: MemoryPlan, worst: Gpu, used: list[Gpu]) -> dict[str, Any]:
+        assert self.shape is not None
+        per_replica = plan.predicted_max_sequences // max(1, self.s.data_parallel_size)
+        estimate = estimate_capacity(
+            self.shape,
+            CapacityInputs(
+                gpu_name=worst.name,
+                link=self._link(used),
+                tensor_parallel_size=self.s.tensor_parallel_size,
+                pipeline_parallel_size=self.s.pipeline_parallel_size,
+                data_parallel_size=self.s.data_parallel_size,
+                weight_bytes=DTYPE_BYTES[plan.dtype],
+                kv_bytes_per_token_per_layer=plan.kv_bytes_per_token_per_layer,
+                sequences_per_replica=min(per_replica, plan.max_num_seqs),
+                prompt_tokens=self.s.capacity_prompt_tokens,
+                answer_tokens=self.s.capacity_answer_tokens,
+                think_seconds=self.s.capacity_think_seconds,
+                slo_ttft_ms=self.s.slo_ttft_p95_ms,
+                slo_student_tok_s=self.s.slo_student_tok_s,
+            ),
+        )
+        details: dict[str, Any] = estimate.to_dict()
+        return details
 
     def _judge_plan(self, plan: MemoryPlan, worst: Gpu, used: list[Gpu]) -> CheckResult:
         measured = (
@@ -741,11 +790,14 @@ def render_table(results: list[CheckResult]) -> list[str]:
     for result in results:
         lines.append(f"{result.name.ljust(width)}  {result.status.upper():6}  {result.measured}")
         if result.remediation and result.status in {FAIL, WARN}:
-            lines.append(f"{''.ljust(width)}  {'':6}  fix: {result.remediation}")
+            lines.append(f"{''.ljust(width)}  {'':6}  fix: {result.remediation} (see {help_link(result.name)})")
     return lines
 
 
 def failure_message(results: list[CheckResult]) -> str:
     failed = [result for result in results if result.status == FAIL]
-    items = [f"{result.name}: {result.measured} -- fix: {result.remediation}" for result in failed]
+    items = [
+        f"{result.name}: {result.measured} -- fix: {result.remediation} (see {help_link(result.name)})"
+        for result in failed
+    ]
     return f"gpu_preflight: {len(failed)} check(s) failed: " + " | ".join(items)
