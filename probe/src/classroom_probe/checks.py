@@ -6,7 +6,7 @@ The IDs never change meaning (documentation pages anchor on them); a new check g
 and `gpu` failures still fail the run.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 CheckKind = Literal["server", "latency", "throughput", "gpu", "probe"]
@@ -69,6 +69,19 @@ CATALOGUE: tuple[CheckInfo, ...] = (
         "largest number of students at which a ramp step met every SLO check",
         "Even the first step missed the SLO: start the ramp lower (ramp_start) or fix the failing check listed in "
         "the ramp table for that step."),
+)
+
+# Every "what to change" ends with the check's entry in the project's troubleshooting guide, so the
+# role's failure message, checks.txt and the reports all point a teacher at the longer explanation.
+TROUBLESHOOTING = "docs/TROUBLESHOOTING.md"
+
+
+def troubleshooting_link(check_id: str) -> str:
+    return f"{TROUBLESHOOTING}#{check_id}"
+
+
+CATALOGUE = tuple(
+    replace(c, what_to_change=f"{c.what_to_change} More: {troubleshooting_link(c.id)}") for c in CATALOGUE
 )
 
 CHECKS: dict[str, CheckInfo] = {c.id: c for c in CATALOGUE}
