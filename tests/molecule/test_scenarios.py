@@ -18,7 +18,7 @@ PENDING = {
     "site": "whole site.yml with the real engine, re-run, rollback and roll forward: not yet one complete run",
     "monitoring": "about 17 minutes with its own engine and gate; to share the site scenario's engine first",
     "topology": "two engine deployments and ramps: not yet one complete run within 5 minutes",
-    "gateway": "the failover verify has not yet completed a run",
+    "gateway": "passed whole once (about 10 min, budget 6) after a run that failed its last check: not yet stable",
 }
 SCENARIOS = (
     ALL_SCENARIOS
