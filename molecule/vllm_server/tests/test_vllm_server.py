@@ -222,10 +222,23 @@ def start_probe_across_the_kill(host) -> None:
         f"{PROBE} run --base-url {BASE} --api completions --model classroom-tiny "
         f"--api-key-file /etc/classroom-probe/api-key --students 2 --warmup 0 --duration {OUTAGE_RUN_S} "
         f"--think-min 0.5 --think-max 1 --max-tokens 16 --ignore-eos --profile lab --gpu off "
-        f"--report-dir {OUTAGE_DIR} --quiet"
+        f"--report-dir {OUTAGE_DIR} --status-file /var/tmp/outage-status.json --quiet"
     )
+    host.run("rm -f /var/tmp/outage-status.json")
     host.run(f"nohup {args} > /var/tmp/outage-run.out 2>&1 &")
-    time.sleep(12)  # the probe checks its inputs and the model, then some requests finish before the kill
+    # Kill only once the load runs: on a busy machine the probe's input and model checks can take longer than any
+    # fixed pause, and a probe still checking its inputs at the kill would wait for the new server and see no outage.
+    read_elapsed = (
+        "python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get(\"elapsed_s\") or 0)' "
+        "/var/tmp/outage-status.json"
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        out = host.run(read_elapsed)
+        if out.rc == 0 and float(out.stdout.strip() or 0) >= 3:
+            return
+        time.sleep(1)
+    raise AssertionError(f"the probe's load did not start: {host.run('cat /var/tmp/outage-run.out').stdout}")
 
 
 def outage_report(host) -> dict:
