@@ -210,9 +210,13 @@ OUTAGE_KINDS = {
     "closed_without_done",
     "connect_refused",
     "connect_error",
-    "http_status",
     "read_timeout",
 }
+
+
+def unexpected_kinds(kinds) -> list[str]:
+    """Failure keys a kill cannot explain; a server error while the new engine starts (http_5xx) is explained."""
+    return sorted(k for k in kinds if k not in OUTAGE_KINDS and not k.startswith("http_5"))
 
 
 def start_probe_across_the_kill(host) -> None:
@@ -283,10 +287,10 @@ def test_killed_server_comes_back_healthy(host):
     report = outage_report(host)
     failures = report["failures"]
     assert report["verdict"]["status"] == "fail"
-    assert set(failures["by_kind"]) <= OUTAGE_KINDS, failures["by_kind"]
+    assert not unexpected_kinds(failures["by_kind"]), failures["by_kind"]
     assert failures["outages"], failures
     first = failures["outages"][0]
-    assert set(first["by_kind"]) <= OUTAGE_KINDS
+    assert not unexpected_kinds(first["by_kind"]), first
     print(f"OUTAGE {json.dumps(first)}")
     if healthy_after < OUTAGE_RUN_S - 10:
         assert first["end_s"] is not None, f"the service was back after {healthy_after:.0f} s: {first}"
