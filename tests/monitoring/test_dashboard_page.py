@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from tests.monitoring import fake_prometheus
-from tests.monitoring.chromium import CHROMIUM, SKIP_REASON, visit
 from tests.monitoring.test_dashboard_server import KEY, basic, dashboard
+from tests.support.chromium import CHROMIUM, SKIP_REASON, visit
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=SKIP_REASON)
 

@@ -5,7 +5,6 @@ import asyncio
 import json
 import os
 import re
-import shutil
 import stat
 import subprocess
 import sys
@@ -15,7 +14,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import jsonschema
 import pytest
 from classroom_probe.compare import compare_html, compare_markdown
@@ -27,10 +25,11 @@ from classroom_probe.runner import run
 from classroom_probe.thresholds import PROFILES
 from loopback import State
 
+from tests.support.chromium import CHROMIUM, SKIP_REASON, chromium
+
 ROOT = Path(__file__).resolve().parents[2]
 LAB = replace(PROFILES["lab"], probe_loop_lag_p99_ms_max=None)
 LITERAL = re.compile(r"\b(True|False|None)\b")
-CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 SMI = r"""#!/bin/sh
 case "$*" in
   *name*) printf '0, NVIDIA H200, 143771, 570.86.15\n1, NVIDIA H200, 143771, 570.86.15\n';;
@@ -158,34 +157,6 @@ def test_every_plot_has_data_and_the_pages_need_no_network(reports: dict[str, Re
         assert f'id="check-{check["id"]}"' in render_all(reports["ramp"])["report.html"]
 
 
-async def _devtools(pages: list[Path], profile: Path) -> dict[str, dict[str, Any]]:
-    assert CHROMIUM is not None
-    log = (profile / "chromium.log").open("w")
-    proc = subprocess.Popen([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                             "--disable-sync", f"--user-data-dir={profile}", "--remote-debugging-port=0",
-                             "--window-size=1280,900", "about:blank"], stdout=log, stderr=log)
-    try:
-        port_file = profile / "DevToolsActivePort"
-        for _ in range(300):
-            if port_file.exists() and port_file.read_text().strip():
-                break
-            if proc.poll() is not None:
-                raise AssertionError(f"chromium exited {proc.returncode}: {(profile / 'chromium.log').read_text()}")
-            await asyncio.sleep(0.1)
-        port = int(port_file.read_text().splitlines()[0])
-        async with aiohttp.ClientSession() as session:
-            async with session.get(f"http://127.0.0.1:{port}/json/list") as resp:
-                targets = await resp.json()
-            ws_url = next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
-            async with session.ws_connect(ws_url, max_msg_size=0) as ws:
-                return await _inspect(ws, pages)
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
-
-
 PROBE_JS = """JSON.stringify({
   plots: Array.from(document.querySelectorAll('svg.plot')).map(s => ({
     title: s.getAttribute('aria-label'),
@@ -195,41 +166,24 @@ PROBE_JS = """JSON.stringify({
   status: (document.querySelector('.banner .status') || {}).textContent || null})"""
 
 
-async def _inspect(ws: aiohttp.ClientWebSocketResponse, pages: list[Path]) -> dict[str, dict[str, Any]]:
-    ids = iter(range(1, 10_000))
-    events: list[dict[str, Any]] = []
-
-    async def call(method: str, **params: object) -> dict[str, Any]:
-        n = next(ids)
-        await ws.send_json({"id": n, "method": method, "params": params})
-        while True:
-            msg = await asyncio.wait_for(ws.receive_json(), 30)
-            if msg.get("id") == n:
-                return msg.get("result", {})  # type: ignore[no-any-return]
-            events.append(msg)
-
-    for domain in ("Page", "Runtime", "Log", "Network"):
-        await call(f"{domain}.enable")
+async def _inspect(pages: list[Path], profile: Path) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
-    for page in pages:
-        events.clear()
-        await call("Page.navigate", url=page.as_uri())
-        deadline = time.monotonic() + 30
-        while not any(e.get("method") == "Page.loadEventFired" for e in events) and time.monotonic() < deadline:
-            events.append(await asyncio.wait_for(ws.receive_json(), 30))
-        result = await call("Runtime.evaluate", expression=PROBE_JS, returnByValue=True)
-        await asyncio.sleep(0.2)  # late console messages
-        errors = [e for e in events if e.get("method") == "Runtime.exceptionThrown"
-                  or (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert"))
-                  or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
-        requests = [e["params"]["request"]["url"] for e in events if e.get("method") == "Network.requestWillBeSent"
-                    and not e["params"]["request"]["url"].startswith(("file:", "data:"))]
-        out[page.name] = {**json.loads(result["result"]["value"]), "errors": errors, "requests": requests}
+    async with chromium(profile, (1280, 900)) as tab:
+        for page in pages:
+            tab.events.clear()
+            await tab.call("Page.navigate", url=page.as_uri())
+            await tab.wait_for_event("Page.loadEventFired", 30)
+            value = await tab.evaluate(PROBE_JS)
+            await asyncio.sleep(0.2)  # late console messages
+            await tab.evaluate("0")  # collects them into tab.events
+            requests = [e["params"]["request"]["url"] for e in tab.events
+                        if e.get("method") == "Network.requestWillBeSent"
+                        and not e["params"]["request"]["url"].startswith(("file:", "data:"))]
+            out[page.name] = {**json.loads(value), "errors": tab.errors(), "requests": requests}
     return out
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (scripts/setup-host.sh installs it; "
-                                              "make test runs that first)")
+@pytest.mark.skipif(CHROMIUM is None, reason=SKIP_REASON)
 def test_pages_render_in_headless_chromium(reports: dict[str, Report], tmp_path: Path) -> None:
     pages = []
     for name, r in reports.items():
@@ -244,7 +198,7 @@ def test_pages_render_in_headless_chromium(reports: dict[str, Report], tmp_path:
                       '<script>console.error("seen"); undefinedCall();</script></body></html>')
     profile = tmp_path / "profile"
     profile.mkdir()
-    seen = asyncio.run(_devtools([*pages, broken], profile))
+    seen = asyncio.run(_inspect([*pages, broken], profile))
     bad = seen["broken.html"]
     assert len(bad["errors"]) >= 2 and [(p["title"], p["marks"]) for p in bad["plots"]] == [("empty", 0)]
     for page in pages:

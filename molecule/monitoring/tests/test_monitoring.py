@@ -26,7 +26,7 @@ import pytest
 PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
 sys.path.insert(0, str(PROJECT))
 
-from tests.monitoring.chromium import CHROMIUM, SKIP_REASON, visit  # noqa: E402
+from tests.support.chromium import CHROMIUM, SKIP_REASON, visit  # noqa: E402
 
 BOX = "monitoring-box"
 KEY = "molecule-dashboard-key-not-secret"
