@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shlex
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
@@ -203,6 +205,9 @@ def test_completion_returns_tokens(host):
 PROBE = "/opt/classroom-probe/venv/bin/python -m classroom_probe"
 OUTAGE_RUN_S = 90
 OUTAGE_DIR = "/var/tmp/outage-run"
+OUTAGE_STATUS = "/var/tmp/outage-status.json"
+OUTAGE_KILL = "/var/tmp/outage-kill.json"
+HERE = Path(__file__).resolve().parent
 # What students see across an engine kill: the streams in flight break, then nothing listens.
 OUTAGE_KINDS = {
     "error_after_tokens",
@@ -219,30 +224,34 @@ def unexpected_kinds(kinds) -> list[str]:
     return sorted(k for k in kinds if k not in OUTAGE_KINDS and not k.startswith("http_5"))
 
 
-def start_probe_across_the_kill(host) -> None:
-    """The gate's probe (installed by converge) loads the server while it is killed and comes back."""
-    host.run(f"rm -rf {OUTAGE_DIR}")
-    args = (
+def kill_under_load(host) -> dict:
+    """The gate's probe (installed by converge) loads the server; the box kills the engine once the load runs.
+
+    Started as a transient unit, so nothing ties it to this session, and timed on the box (kill_under_load.py):
+    commands sent into the box while the engine keeps its cores busy can take tens of seconds to start, which made
+    any kill timed from here land before the load or after the probe had ended."""
+    # base64: Ansible's shell module would read a "stdin=" in the script's text as its own parameter.
+    script = base64.b64encode((HERE / "kill_under_load.py").read_bytes()).decode()
+    host.run(f"rm -rf {OUTAGE_DIR} {OUTAGE_STATUS} {OUTAGE_KILL}")
+    host.check_output(f"echo {script} | base64 -d > /var/tmp/kill_under_load.py")
+    probe = (
         f"{PROBE} run --base-url {BASE} --api completions --model classroom-tiny "
         f"--api-key-file /etc/classroom-probe/api-key --students 2 --warmup 0 --duration {OUTAGE_RUN_S} "
         f"--think-min 0.5 --think-max 1 --max-tokens 16 --ignore-eos --profile lab --gpu off "
-        f"--report-dir {OUTAGE_DIR} --status-file /var/tmp/outage-status.json --quiet"
+        f"--report-dir {OUTAGE_DIR} --status-file {OUTAGE_STATUS} --quiet"
     )
-    host.run("rm -f /var/tmp/outage-status.json")
-    host.run(f"nohup {args} > /var/tmp/outage-run.out 2>&1 &")
-    # Kill only once the load runs: on a busy machine the probe's input and model checks can take longer than any
-    # fixed pause, and a probe still checking its inputs at the kill would wait for the new server and see no outage.
-    read_elapsed = (
-        "python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get(\"elapsed_s\") or 0)' "
-        "/var/tmp/outage-status.json"
+    host.check_output(
+        f"systemd-run --unit=outage-probe --collect --quiet /usr/bin/python3 /var/tmp/kill_under_load.py "
+        f"{SERVICE} {OUTAGE_STATUS} {OUTAGE_KILL} {probe}"
     )
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        out = host.run(read_elapsed)
-        if out.rc == 0 and float(out.stdout.strip() or 0) >= 3:
-            return
-        time.sleep(1)
-    raise AssertionError(f"the probe's load did not start: {host.run('cat /var/tmp/outage-run.out').stdout}")
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and host.run(f"test -s {OUTAGE_KILL}").rc != 0:
+        time.sleep(2)
+    out = host.run(f"cat {OUTAGE_KILL}")
+    assert out.rc == 0, f"the kill never happened: {host.run('cat /var/tmp/outage-run.out').stdout}"
+    kill = json.loads(out.stdout)
+    assert kill["killed"], f"{kill['why']}: {host.run('cat /var/tmp/outage-run.out').stdout}"
+    return kill
 
 
 def outage_report(host) -> dict:
@@ -255,11 +264,8 @@ def outage_report(host) -> dict:
 
 
 def test_killed_server_comes_back_healthy(host):
-    start_probe_across_the_kill(host)
-    before = main_pid(host)
-    assert before not in {"", "0"}
-    # Kill time and the new process's start both on the box's clock, so slow polling does not count.
-    killed_at = float(host.check_output(f"cat /proc/uptime && kill -9 {before}").split()[0])
+    kill = kill_under_load(host)
+    before, killed_at = str(kill["pid"]), float(kill["uptime_s"])
     start = time.monotonic()
     new_pid = None
     while time.monotonic() - start < RECOVERY_LIMIT_S:
@@ -269,7 +275,8 @@ def test_killed_server_comes_back_healthy(host):
             if curl_status(host, "/health") == "200":
                 break
         time.sleep(1)
-    healthy_after = time.monotonic() - start
+    # On the box's clock from the kill; this session's polling can only add to it.
+    healthy_after = float(host.check_output("cat /proc/uptime").split()[0]) - killed_at
     assert new_pid is not None, f"systemd did not start a new server within {RECOVERY_LIMIT_S} s\n{journal(host)}"
     assert curl_status(host, "/health") == "200", f"not healthy after {healthy_after:.0f} s\n{journal(host)}"
     started_us = int(host.check_output(f"systemctl show -p ExecMainStartTimestampMonotonic --value {SERVICE}"))
