@@ -44,7 +44,7 @@ from bench_common import (
 )
 from classroom_probe import __version__ as probe_version
 from clients import PROBE_WORKERS, ClientRun, RunSpec, run_probe_api, run_probe_cli, run_vllm_bench
-from quiet import EXIT_BUSY, LoadPolicy, MachineBusy, Swept
+from quiet import EXIT_BUSY, MachineBusy, Swept, add_policy_args, policy_from_args
 
 TOOLS = ("vllm", "probe", "probe-cli")
 PAGE = "probe-accuracy.md"
@@ -209,19 +209,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         f"{SMOKE.requests_single} requests at 1 stream, {SMOKE.requests_per_stream} per stream above, "
                         f"{SMOKE.output_len} tokens, clients {SMOKE.tools}, {SMOKE.retries} redo at most; its "
                         "figures are not fit to commit and it refuses to write into docs/benchmarks")
-    p.add_argument("--allow-busy", action="store_true",
-                   help="run even when the load average is at the limit; keep the last attempt of a disturbed "
-                        "sweep, flagged as busy (figures not fit to commit)")
-    p.add_argument("--max-load", type=float, default=1.0,
-                   help="the 1-minute load average under which the machine counts as quiet [default: 1.0]")
-    p.add_argument("--retries", type=int,
-                   help=f"redo a disturbed sweep at most this many times [default: {FULL.retries}; smoke "
-                        f"{SMOKE.retries}]")
-    p.add_argument("--cooldown", type=float, default=300.0,
-                   help="seconds to wait between sweeps for the load average to fall under the limit [default: 300]")
-    p.add_argument("--wait", action="store_true",
-                   help="before the first sweep too, wait up to --cooldown seconds for the load average to fall, "
-                        "rather than refusing at once (for a run straight after another benchmark)")
+    add_policy_args(p, FULL.retries, SMOKE.retries)
     p.add_argument("--concurrency", help=f"comma-separated stream counts [default: {FULL.concurrency}]")
     p.add_argument("--tools", help=f"comma-separated, from {','.join(TOOLS)} [default: {FULL.tools}]")
     p.add_argument("--requests-single", type=int, help=f"requests at 1 stream [default: {FULL.requests_single}]")
@@ -275,8 +263,7 @@ def render(res: AccuracyResults, out: Path, notes: Path | None) -> Path:
 
 def measure(args: argparse.Namespace, venv: Path | None, workdir: Path, runs: list[RunResult], started: float) -> None:
     """Every sweep, in order; `runs` grows as they finish (kept when the machine turns busy half-way)."""
-    policy = LoadPolicy(max_load=args.max_load, allow_busy=args.allow_busy, retries=args.retries,
-                        cooldown_s=args.cooldown, wait_first=args.wait)  # fmt: skip
+    policy = policy_from_args(args)
     print(f"probe: {PROBE_WORKERS} load process (workers={PROBE_WORKERS}), single-event-loop figures", flush=True)
     plan = [(rep, conc) for rep in range(args.repeat) for conc in args.concs]
     for i, (rep, conc) in enumerate(plan):

@@ -13,6 +13,7 @@ times. `--allow-busy` lifts the refusal and keeps the last attempt, flagged as b
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import sys
@@ -262,3 +263,25 @@ class LoadPolicy:
             f"machine busy during {label}: other processes' load reached the limit {self.max_load:.1f} in each of "
             f"{self.retries + 1} attempt(s) (--retries {self.retries}). Stop other work and start again."
         )
+
+
+def add_policy_args(p: argparse.ArgumentParser, default_retries: int, smoke_retries: int) -> None:
+    """The quiet-machine options every sweep-running benchmark takes; LoadPolicy.from_args reads them."""
+    p.add_argument("--allow-busy", action="store_true",
+                   help="run even when the load average is at the limit; keep the last attempt of a disturbed "
+                        "sweep, flagged as busy (figures not fit to commit)")
+    p.add_argument("--max-load", type=float, default=1.0,
+                   help="the 1-minute load average under which the machine counts as quiet [default: 1.0]")
+    p.add_argument("--retries", type=int,
+                   help=f"redo a disturbed sweep at most this many times [default: {default_retries}; smoke "
+                        f"{smoke_retries}]")
+    p.add_argument("--cooldown", type=float, default=300.0,
+                   help="seconds to wait between sweeps for the load average to fall under the limit [default: 300]")
+    p.add_argument("--wait", action="store_true",
+                   help="before the first sweep too, wait up to --cooldown seconds for the load average to fall, "
+                        "rather than refusing at once (for a run straight after another benchmark)")
+
+
+def policy_from_args(args: argparse.Namespace) -> LoadPolicy:
+    return LoadPolicy(max_load=args.max_load, allow_busy=args.allow_busy, retries=args.retries,
+                      cooldown_s=args.cooldown, wait_first=args.wait)  # fmt: skip

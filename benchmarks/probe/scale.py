@@ -48,7 +48,7 @@ from bench_common import (
 from classroom_probe import __version__ as probe_version
 from classroom_probe.config import Config
 from clients import read_report
-from quiet import EXIT_BUSY, LoadPolicy, MachineBusy
+from quiet import EXIT_BUSY, MachineBusy, add_policy_args, policy_from_args
 from scale_report import Checkpoint, MemoryResult, ProbeOutcome, Sample, ScaleMeta, ScaleResults, WorkersResult, page
 
 PAGE = "probe-scale.md"
@@ -278,19 +278,7 @@ def _parser() -> argparse.ArgumentParser:
                         f"{SMOKE.worker_streams} streams and workers {SMOKE.worker_counts} in the other; its figures "
                         "are not fit to commit and it refuses to write into docs/benchmarks")
     p.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, from {','.join(PARTS)} [default: both]")
-    p.add_argument("--allow-busy", action="store_true",
-                   help="run even when the load average is at the limit; keep the last attempt of a disturbed "
-                        "sweep, flagged as busy (figures not fit to commit)")
-    p.add_argument("--max-load", type=float, default=1.0,
-                   help="the 1-minute load average under which the machine counts as quiet [default: 1.0]")
-    p.add_argument("--retries", type=int,
-                   help=f"redo a disturbed sweep at most this many times [default: {FULL.retries}; smoke "
-                        f"{SMOKE.retries}]")
-    p.add_argument("--cooldown", type=float, default=300.0,
-                   help="seconds to wait between sweeps for the load average to fall under the limit [default: 300]")
-    p.add_argument("--wait", action="store_true",
-                   help="before the first sweep too, wait up to --cooldown seconds for the load average to fall, "
-                        "rather than refusing at once (for a run straight after another benchmark)")
+    add_policy_args(p, FULL.retries, SMOKE.retries)
     g = p.add_argument_group("memory part")
     g.add_argument("--requests", type=int, help=f"requests in the batch [default: {FULL.requests:,}]")
     g.add_argument("--concurrency", type=int, default=64, help="streams [default: 64]")
@@ -359,8 +347,7 @@ def _problems_of(outcome: ProbeOutcome, expected: int, name: str) -> list[str]:
 
 def measure(args: argparse.Namespace, workdir: Path, res: ScaleResults, started: float) -> None:
     """Every sweep, in order; `res` fills as they finish (kept when the machine turns busy half-way)."""
-    policy = LoadPolicy(max_load=args.max_load, allow_busy=args.allow_busy, retries=args.retries,
-                        cooldown_s=args.cooldown, wait_first=args.wait)  # fmt: skip
+    policy = policy_from_args(args)
     if "memory" in args.part_list:
         body = functools.partial(memory_run, args, workdir)
         swept = policy.sweep(f"memory batch of {args.requests:,} requests", body)

@@ -61,16 +61,19 @@ def preflight_check_ids(files: list[Path] = PREFLIGHT_CODE) -> set[str]:
                 name = _first_str_arg(node)
                 if name:
                     ids.add(name)
-            if (
-                isinstance(node, ast.Tuple)
-                and len(node.elts) == 2
-                and isinstance(node.elts[0], ast.Constant)
-                and isinstance(node.elts[0].value, str)
-                and isinstance(node.elts[1], ast.Attribute)
-                and node.elts[1].attr.startswith("check_")
-            ):
-                ids.add(node.elts[0].value)
+            name = _pair_name(node)
+            method = node.elts[1] if name and isinstance(node, ast.Tuple) else None
+            if name and isinstance(method, ast.Attribute) and method.attr.startswith("check_"):
+                ids.add(name)
     return ids
+
+
+def _pair_name(node: ast.AST) -> str | None:
+    """The string of a ("name", x) pair, the way the runner and the gate list their checks."""
+    if isinstance(node, ast.Tuple) and len(node.elts) == 2 and isinstance(node.elts[0], ast.Constant):
+        value = node.elts[0].value
+        return value if isinstance(value, str) else None
+    return None
 
 
 def gate_check_ids() -> set[str]:
@@ -84,14 +87,9 @@ def gate_check_ids() -> set[str]:
             if name:
                 ids.add(name)
         # _gpu_checks builds its two checks from (name, limit) pairs.
-        if (
-            isinstance(node, ast.Tuple)
-            and len(node.elts) == 2
-            and isinstance(node.elts[0], ast.Constant)
-            and isinstance(node.elts[0].value, str)
-            and node.elts[0].value in CHECK_IDS
-        ):
-            ids.add(node.elts[0].value)
+        name = _pair_name(node)
+        if name in CHECK_IDS:
+            ids.add(name)
     return ids
 
 
