@@ -26,6 +26,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+# The store module reads Ollama's files; the archive hashes its copies the same way.
+from ansible.module_utils.ollama_archive_store import sha256_file
+
 SCHEMA = "classroom-cluster/ollama-archive"
 SCHEMA_VERSION = 1
 MANIFEST = "MANIFEST.json"
@@ -33,21 +36,12 @@ SIDECAR = "MANIFEST.json.sha256"
 TARBALL = "configs.tar.gz"
 REPORT = "OLLAMA_TEST_REPORT.md"
 BLOBS = "blobs"
-CHUNK = 1 << 20
 # The store's files come back first, so a starting server never sees blobs without their manifests.
 RESTORE_ORDER = ("manifest", "key", "environment", "unit", "drop-in", "result", "haproxy")
 
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _user(uid: int) -> str:
