@@ -15,7 +15,6 @@ ROOT = Path(__file__).resolve().parents[2]
 ALL_SCENARIOS = sorted(p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml"))
 # Name -> why it is not in `make test` yet. Remove an entry once its scenario passes whole within its budget.
 PENDING = {
-    "site": "whole site.yml with the real engine, re-run, rollback and roll forward: not yet one complete run",
     "monitoring": "about 17 minutes with its own engine and gate; to share the site scenario's engine first",
     "topology": "two engine deployments and ramps: not yet one complete run within 5 minutes",
     "gateway": "passed whole once (about 10 min, budget 6) after a run that failed its last check: not yet stable",
