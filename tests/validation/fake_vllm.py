@@ -57,6 +57,9 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop)
     while worker.poll() is None:
         time.sleep(0.05)
+    # vLLM's API server answers /health for a moment after a worker dies, until its engine core reports it;
+    # without this the kill test's first health sample raced the stand-in's exit.
+    time.sleep(1.0)
     log("EngineCore encountered an issue: a worker died; shutting down")
     server.shutdown()
     return 0

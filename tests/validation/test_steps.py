@@ -118,7 +118,8 @@ def test_the_kill_test_records_failure_kinds_health_exit_code_and_leftovers(run,
     assert "VLLM::Worker_TP1" in d["killed"]["cmdline"]
     assert d["api_exit_code"] == 0  # vLLM's API exits 0 when its engine dies
     assert 0 <= d["api_exit_after_s"] < 10
-    assert d["health_timeline"][0]["health"] == 200 and d["health_timeline"][-1]["api_running"] is False
+    timeline = d["health_timeline"]
+    assert any(s["health"] == 200 for s in timeline) and timeline[-1]["api_running"] is False, timeline
     assert d["left_in_session_after_exit"] == []
     assert d["failures_by_kind"] == {"error_after_tokens": 2, "connect_refused": 1}
     assert json.loads((paths.results / "kill.json").read_text())["api_exit_code"] == 0
