@@ -7,7 +7,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export CC_CACHE ?= $(HOME)/.cache/classroom-cluster
 PYTEST_ARGS ?=
 
-.PHONY: lab lab-rollback test setup box-image lint docs pytest unit clean-lab
+.PHONY: lab lab-rollback test setup box-image bundle lint docs pytest unit clean-lab
 
 setup:
 	bash scripts/setup-host.sh
@@ -34,8 +34,12 @@ docs:
 box-image: setup
 	bash scripts/build-box-image.sh
 
+# The lab's offline bundle, for the site scenario (its box has no network); rebuilt when an input changes.
+bundle: setup
+	bash scripts/build-bundle.sh >/dev/null
+
 # pytest exits 5 when it collected nothing: that is a failure here, never a pass.
-pytest: setup box-image
+pytest: setup box-image bundle
 	python -m pytest $(PYTEST_ARGS)
 
 unit: setup
