@@ -10,7 +10,9 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 from classroom_validation.bundle.build import BuildOptions, build, parse_size, plan
+from classroom_validation.bundle.debs import role_packages
 from classroom_validation.bundle.resolve import Dist, Target, parse_installed, prune
 from classroom_validation.bundle.spec import BundleError, load_spec, parse_spec
 from classroom_validation.cli import main
@@ -287,3 +289,90 @@ def test_a_bundle_error_is_one_line_and_exit_1(tmp_path, capsys):
     assert main(["bundle", "plan", "--spec", str(tmp_path / "s.toml")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("ERROR: ") and "`name`" in err and "Traceback" not in err
+
+
+# --- Operating-system packages ([debs]) -------------------------------------------------------------------------
+
+# Stands in for podman in these tests only (no container, no mirror): writes one .deb per asked package and
+# the Packages index into the folder mounted at /out, as the real download does.
+FAKE_CONTAINER_TOOL = """#!/usr/bin/env python3
+import sys
+from pathlib import Path
+args = sys.argv[1:]
+dest = Path(args[args.index("-v") + 1].rsplit(":/out", 1)[0])
+packages = args[args.index("debs") + 1:]
+for name in packages:
+    (dest / f"{name}_1.0_all.deb").write_bytes(name.encode())
+(dest / "Packages").write_text("".join(f"Package: {name}\\n\\n" for name in packages))
+"""
+
+
+def _debs_repo(repo: Path, tmp_path: Path) -> Path:
+    """The test repo with a [debs] table and the two role specs that name packages."""
+    copy = tmp_path / "repo"
+    shutil.copytree(repo, copy)
+    (copy / "spec.toml").write_text(SPEC + '\n[debs]\nfrom_roles = true\npackages = ["extra-tool"]\n')
+    for role in ("vllm_server", "gateway"):
+        (copy / "roles" / role / "meta").mkdir(parents=True)
+        shutil.copy(ROOT / "roles" / role / "meta" / "argument_specs.yml", copy / "roles" / role / "meta")
+    return copy
+
+
+def test_a_debs_bundle_carries_the_roles_packages_and_unpacks_for_site_yml(repo, index, offline_pip, tmp_path):
+    debs_repo = _debs_repo(repo, tmp_path)
+    tool = tmp_path / "fake-podman"
+    tool.write_text(FAKE_CONTAINER_TOOL)
+    tool.chmod(0o755)
+    out = tmp_path / "out"
+    build(_options(debs_repo, index, release_image="debian:12", container_tool=str(tool)), out, lambda line: None)
+    placed = tmp_path / "host" / "bundle"
+    done = _install(_carry(out, tmp_path / "carried"), "--dest", str(placed))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "none installed" in done.stdout
+    manifest = json.loads((placed / "manifest.json").read_text())
+    assert manifest["debs"]["release_image"] == "debian:12"
+    assert {"extra-tool", "python3-venv", "libnuma1", "haproxy", "nftables", "python3-apt"} <= set(
+        manifest["debs"]["packages"])
+    assert (placed / "debs" / "Packages").is_file() and "debs/haproxy_1.0_all.deb" in manifest["files"]
+    # The offline_bundle role's check: the unpacked bundle's own install.py against its manifest.
+    check = _install(placed, "--verify-tree", str(placed))
+    assert check.returncode == 0 and "files match manifest.json" in check.stdout
+    (placed / "debs" / "haproxy_1.0_all.deb").write_bytes(b"changed")
+    (placed / "wheels" / "added.whl").write_bytes(b"")
+    damaged = _install(placed, "--verify-tree", str(placed))
+    assert damaged.returncode == 1 and "added.whl" in damaged.stdout and "Traceback" not in damaged.stderr
+
+
+def test_a_debs_spec_without_a_release_image_is_refused_before_anything_is_built(repo, tmp_path):
+    debs_repo = _debs_repo(repo, tmp_path)
+    with pytest.raises(BundleError, match="--release-image"):
+        build(_options(debs_repo, tmp_path), tmp_path / "out", lambda line: None)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_debs_table_is_refused_naming_the_key():
+    with pytest.raises(BundleError, match=r"\[debs\]"):
+        parse_spec({"name": "x", "debs": ["haproxy"]}, "spec.toml")
+    with pytest.raises(BundleError, match="true or false"):
+        parse_spec({"name": "x", "debs": {"from_roles": "yes"}}, "spec.toml")
+
+
+def _apt_names(task: dict) -> list[str]:
+    args = task.get("ansible.builtin.apt")
+    name = args.get("name") if isinstance(args, dict) else None
+    return [n for n in (name if isinstance(name, list) else [name]) if isinstance(n, str) and "{{" not in n]
+
+
+def test_the_roles_packages_cover_every_package_the_site_roles_install():
+    """Literal names in the apt tasks of the roles site.yml runs, and the venv package python_app asks for."""
+    carried = set(role_packages(ROOT))
+    wanted: set[str] = set()
+    for role in ("gpu_preflight", "ollama_archive", "vllm_server", "concurrency_probe", "python_app", "gateway",
+                 "offline_bundle"):
+        for tasks in (ROOT / "roles" / role / "tasks").glob("*.yml"):
+            for task in yaml.safe_load(tasks.read_text()) or []:
+                wanted.update(_apt_names(task))
+    spec = yaml.safe_load((ROOT / "roles" / "python_app" / "meta" / "argument_specs.yml").read_text())
+    wanted.add(spec["argument_specs"]["main"]["options"]["python_app_venv_os_package"]["default"])
+    assert wanted <= carried, f"not carried by a bundle: {sorted(wanted - carried)}"
+    assert {"python3-venv", "libnuma1", "haproxy", "nftables", "python3-apt"} <= carried

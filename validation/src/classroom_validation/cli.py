@@ -129,11 +129,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the host's `python3 -m pip list --format=freeze`: what it has is left out")
         s.add_argument("--exclude", action="append", default=[], metavar="NAME",
                        help="never carry this distribution, besides the spec's exclude list (repeat)")
+        s.add_argument("--pip-python", default=sys.executable,
+                       help="the Python whose pip resolves and downloads (default: this one). pip evaluates "
+                            "dependency markers with its own version, so give one of the host's version")
         s.add_argument("--pip-arg", action="append", default=[],
                        help="an option for pip's index, e.g. --pip-arg=--index-url=URL (repeat)")
         if name == "build":
             s.add_argument("--out", type=Path, required=True, help="a new or empty folder")
             s.add_argument("--part-size", help="split the bundle into parts of this size (e.g. 500M, 2G)")
+            s.add_argument("--release-image", default="",
+                           help="a container image of the host's release, for the spec's [debs] (e.g. "
+                                "docker.io/library/ubuntu:24.04); its mirror must answer")
+            s.add_argument("--container-tool", default="podman", help="podman (default) or docker")
     return p
 
 
@@ -201,7 +208,9 @@ def _bundle(a: argparse.Namespace) -> int:
                     a.arch or (here.arch if here else ""))
     installed = parse_installed(a.installed.read_text()) if a.installed else {}
     part_size = parse_size(a.part_size) if getattr(a, "part_size", None) else None
-    options = BuildOptions(spec, a.repo.resolve(), target, installed, tuple(a.pip_arg), part_size)
+    options = BuildOptions(spec, a.repo.resolve(), target, installed, tuple(a.pip_arg), part_size,
+                           python=a.pip_python, release_image=getattr(a, "release_image", ""),
+                           container_tool=getattr(a, "container_tool", "podman"))
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from classroom_validation import __version__
+from classroom_validation.bundle import debs
 from classroom_validation.bundle.resolve import Pruned, Target, download, prune, resolve, wheel_key
 from classroom_validation.bundle.spec import BundleError, BundleSpec, WheelGroup
 from classroom_validation.results import now_iso
@@ -40,6 +41,8 @@ class BuildOptions:
     pip_args: tuple[str, ...] = ()  # index options for pip (--index-url, --find-links, --no-index, ...)
     part_size: int | None = None  # bytes per part; None: one tar
     python: str = sys.executable
+    release_image: str = ""  # a container image of the host's release, for the spec's [debs]
+    container_tool: str = "podman"
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,8 @@ def describe(plans: list[GroupPlan]) -> list[str]:
 def _project_files(repo: Path, paths: tuple[str, ...]) -> list[str]:
     """The project paths' files, as git sees them when the project is a checkout (ignored files such as
     a vault stay out), else every file under them."""
+    if not paths:
+        return []  # git ls-files with no path would list the whole checkout
     for path in paths:
         if not (repo / path).exists():
             raise BundleError(f"project path {path} does not exist in {repo}")
@@ -170,6 +175,15 @@ def _copy_models(o: BuildOptions, dest: Path, log: Callable[[str], None]) -> lis
                  f"building the tokenizer of {model.name}")
         names.append(f"models/{model.name}")
     return names
+
+
+def _download_debs(o: BuildOptions, dest: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    """The spec's [debs] for the host's release; an empty record when the spec has none."""
+    if o.spec.debs is None:
+        return {}
+    packages = sorted({*o.spec.debs.packages, *(debs.role_packages(o.repo) if o.spec.debs.from_roles else [])})
+    files = debs.download(dest, o.release_image, packages, o.container_tool, log)
+    return {"release_image": o.release_image, "packages": packages, "files": len(files), "folder": "debs"}
 
 
 def _tar(staging: Path, tar_path: Path) -> None:
@@ -209,6 +223,9 @@ def build(o: BuildOptions, out: Path, log: Callable[[str], None]) -> list[Path]:
     """Write the bundle into `out` (new or empty; nothing is overwritten); the files written there."""
     if out.exists() and any(out.iterdir()):
         raise BundleError(f"{out} is not empty: give a new or empty folder, nothing is overwritten")
+    if o.spec.debs is not None and not o.release_image:
+        raise BundleError("the spec carries operating-system packages ([debs]): give --release-image, a container "
+                          "image of the host's release (e.g. docker.io/library/ubuntu:24.04)")
     out.mkdir(parents=True, exist_ok=True)
     name = o.spec.name
     with tempfile.TemporaryDirectory(prefix=f".{name}-", dir=out) as tmp:
@@ -228,6 +245,7 @@ def build(o: BuildOptions, out: Path, log: Callable[[str], None]) -> list[Path]:
                            "wheels": sorted(f"wheels/{path.name}" for path in files.values()),
                            "left_out_installed": p.pruned.installed, "left_out_excluded": p.pruned.excluded})
         models = _copy_models(o, staging / "models", log)
+        carried_debs = _download_debs(o, staging / "debs", log)
         for rel in _project_files(o.repo, o.spec.project):
             (staging / "project" / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(o.repo / rel, staging / "project" / rel)
@@ -238,7 +256,7 @@ def build(o: BuildOptions, out: Path, log: Callable[[str], None]) -> list[Path]:
                     "built_by": f"classroom_validation {__version__}",
                     "target": {"python_version": o.target.python_version, "glibc": o.target.glibc,
                                "arch": o.target.arch},
-                    "groups": groups, "excluded": list(o.spec.exclude), "models": models,
+                    "groups": groups, "excluded": list(o.spec.exclude), "models": models, "debs": carried_debs,
                     "project": "project" if o.spec.project else "", "files": listing}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         tar_path = out / f"{name}.tar"

@@ -3,7 +3,9 @@ travels beside the bundle as install.py.
 
     python3 install.py --dest DIR --venv DIR [--system-site-packages]
     python3 install.py --dest DIR --python PYTHON   (an existing environment, e.g. one that has torch)
+    python3 install.py --dest DIR                   (unpack and check only: site.yml installs from DIR)
     python3 install.py --verify-only
+    python3 install.py --verify-tree DIR            (check an unpacked bundle again, e.g. before each use)
 
 Beside this file: SHA256SUMS, <name>.tar.sha256, and <name>.tar or its parts <name>.tar.part-NNN.
 Nothing is installed unless every check passed:
@@ -280,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--python", help="install into this interpreter's environment instead")
     p.add_argument("--system-site-packages", action="store_true", help="the new venv sees the system's packages")
     p.add_argument("--verify-only", action="store_true", help="check the carried files, unpack nothing")
+    p.add_argument("--verify-tree", type=Path, metavar="DIR",
+                   help="check an unpacked bundle's every file against its manifest, nothing else")
     return p
 
 
@@ -287,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     here = Path(__file__).resolve().parent
     try:
+        if args.verify_tree is not None:
+            verify_tree(args.verify_tree.resolve())
+            return 0
         name, files, digest = carried_files(here)
         verify_carried(here, files)
         if args.verify_only:
@@ -295,10 +302,13 @@ def main(argv: list[str] | None = None) -> int:
                 raise Refused("the joined parts do not match <name>.tar.sha256")
             say(f"{name}: every part and the joined whole match their sha256")
             return 0
-        if args.dest is None or (args.venv is None and args.python is None):
-            raise Refused("give --dest and one of --venv or --python")
+        if args.dest is None:
+            raise Refused("give --dest (and --venv or --python to install the bundle's environment)")
         dest = Path(args.dest).resolve()
         manifest = place(files, digest, dest)
+        if args.venv is None and args.python is None:
+            say(f"checked and unpacked into {dest}; no environment asked for (--venv/--python), none installed")
+            return 0
         python = environment(args, dest, manifest)
         unmet = install_groups(python, dest, manifest)
     except Refused as exc:

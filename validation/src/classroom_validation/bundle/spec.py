@@ -32,12 +32,19 @@ class ModelItem:
 
 
 @dataclass(frozen=True)
+class DebSet:
+    packages: tuple[str, ...]  # apt packages carried besides the roles' own
+    from_roles: bool  # also every package the project's roles install (their argument specs name them)
+
+
+@dataclass(frozen=True)
 class BundleSpec:
     name: str
     groups: tuple[WheelGroup, ...]
     models: tuple[ModelItem, ...]
     project: tuple[str, ...]  # files and folders of the project copied as they are
     exclude: tuple[str, ...]  # distributions never carried, whatever requires them
+    debs: DebSet | None = None  # operating-system packages for the host's release ([debs]); None: none
 
 
 def _strings(doc: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
@@ -76,8 +83,13 @@ def parse_spec(doc: dict[str, Any], where: str) -> BundleSpec:
     project = doc.get("project") or {}
     if not isinstance(project, dict):
         raise BundleError(f"{where}: [project] must be a table with `paths`")
+    debs = doc.get("debs")
+    if debs is not None and not isinstance(debs, dict):
+        raise BundleError(f"{where}: [debs] must be a table with `packages` and `from_roles`")
+    deb_set = (DebSet(_strings(debs, "packages", f"{where} [debs]"), _flag(debs, "from_roles", f"{where} [debs]", True))
+               if debs is not None else None)
     return BundleSpec(name, tuple(groups), tuple(models), _strings(project, "paths", f"{where} [project]"),
-                      _strings(doc, "exclude", where))
+                      _strings(doc, "exclude", where), deb_set)
 
 
 def load_spec(path: Path) -> BundleSpec:
