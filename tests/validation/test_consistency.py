@@ -61,3 +61,23 @@ def test_the_validation_model_is_gemma_3_4b_shaped():
                                     "head_dim", "vocab_size", "sliding_window")}
     assert shape == {"num_hidden_layers": 34, "hidden_size": 2560, "num_attention_heads": 8, "num_key_value_heads": 4,
                      "head_dim": 256, "vocab_size": 262208, "sliding_window": 1024}
+
+
+def _vars(folder: Path) -> dict:
+    found: dict = {}
+    for path in sorted(folder.glob("*.yml")):
+        found |= yaml.safe_load(path.read_text()) or {}
+    return found
+
+
+def test_the_offline_bundles_pin_the_engine_their_inventory_installs():
+    inventories = ROOT / "inventories"
+    for spec_name, folder in (("classroom-box", inventories / "classroom" / "group_vars" / "all"),
+                              ("lab-debian12", inventories / "lab" / "group_vars" / "classroom_boxes")):
+        inventory = _vars(folder)
+        spec = load_spec(ROOT / "validation" / "bundles" / f"{spec_name}.toml")
+        engine = next(g for g in spec.groups if g.name == "engine")
+        package = inventory.get("vllm_server_package", "vllm")
+        assert engine.requirements == (f"{package}=={inventory['vllm_server_version']}",), spec_name
+        assert spec.debs is not None and spec.debs.from_roles, spec_name
+        assert all((ROOT / m.source).is_dir() for m in spec.models), spec_name
