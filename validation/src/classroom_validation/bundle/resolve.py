@@ -158,13 +158,23 @@ def prune(dists: list[Dist], requirements: list[str], local: set[str], target: T
     edges: dict[str, set[str]] = {}
     for req in reqs:
         specifiers.setdefault(canonicalize_name(req.name), []).append(req.specifier)
+    # An extra asked for by a distribution visited later can switch on requirements of one visited earlier
+    # (vllm -> pydantic-extra-types[pycountry] -> pycountry): repeat until no extra is added.
+    grown = True
+    while grown:
+        grown = False
+        for dist in dists:
+            for req in filter(None, map(_requirement, dist.requires)):
+                if _applies(req, env, extras.get(dist.name, ())):
+                    name = canonicalize_name(req.name)
+                    edges.setdefault(dist.name, set()).add(name)
+                    known = extras.setdefault(name, set())
+                    grown |= not set(req.extras) <= known
+                    known.update(req.extras)
     for dist in dists:
         for req in filter(None, map(_requirement, dist.requires)):
             if _applies(req, env, extras.get(dist.name, ())):
-                name = canonicalize_name(req.name)
-                edges.setdefault(dist.name, set()).add(name)
-                specifiers.setdefault(name, []).append(req.specifier)
-                extras.setdefault(name, set()).update(req.extras)
+                specifiers.setdefault(canonicalize_name(req.name), []).append(req.specifier)
     excluded = {canonicalize_name(n) for n in exclude}
     have = {d.name for d in dists if d.name in installed and d.name not in local
             and _satisfies(installed[d.name], specifiers.get(d.name, []))}
