@@ -218,7 +218,7 @@ def test_an_unresolvable_requirement_is_told_in_one_line(repo, index, offline_pi
     spec = parse_spec(tomllib.loads((repo / "spec.toml").read_text().replace('"alpha==1.0"', '"alpha==9.9"')), "s")
     options = BuildOptions(spec, repo, Target(PY, "2.35", "x86_64"),
                            pip_args=("--no-index", "--find-links", str(index)))
-    with pytest.raises(BundleError, match=r"pip could not resolve .*alpha==9\.9"):
+    with pytest.raises(BundleError, match=r"pip resolving .*alpha==9\.9.* failed"):
         plan(options, tmp_path, print)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from classroom_validation import __version__
 from classroom_validation.bundle import debs
+from classroom_validation.bundle.command import run
 from classroom_validation.bundle.resolve import Pruned, Target, download, prune, resolve, wheel_key
 from classroom_validation.bundle.spec import BundleError, BundleSpec, WheelGroup
 from classroom_validation.results import now_iso
@@ -76,13 +77,6 @@ def parse_size(text: str, minimum: int = 1024 * 1024) -> int:
     return size
 
 
-def _run(command: list[str], what: str) -> None:
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-8:])
-        raise BundleError(f"{what} failed: {tail}")
-
-
 def build_local_wheel(project: Path, dest: Path, o: BuildOptions) -> Path:
     """A wheel of a project folder, built from a copy so the working tree gets no build/ or egg-info."""
     if not (project / "pyproject.toml").is_file():
@@ -91,8 +85,8 @@ def build_local_wheel(project: Path, dest: Path, o: BuildOptions) -> Path:
         copy = Path(tmp) / project.name
         shutil.copytree(project, copy, ignore=shutil.ignore_patterns(*SKIP_NAMES, "build", "dist"))
         out = Path(tmp) / "out"
-        _run([o.python, "-m", "pip", "wheel", "--no-deps", "--quiet", "--disable-pip-version-check",
-              "--wheel-dir", str(out), *o.pip_args, str(copy)], f"building a wheel of {project}")
+        run([o.python, "-m", "pip", "wheel", "--no-deps", "--quiet", "--disable-pip-version-check",
+             "--wheel-dir", str(out), *o.pip_args, str(copy)], f"building a wheel of {project}")
         wheels = sorted(out.glob("*.whl"))
         if len(wheels) != 1:
             raise BundleError(f"building {project} gave {len(wheels)} wheels, expected one")
@@ -171,8 +165,8 @@ def _copy_models(o: BuildOptions, dest: Path, log: Callable[[str], None]) -> lis
             if not isinstance(vocab, int) or vocab < 8:
                 raise BundleError(f"{model.source}/config.json has no usable vocab_size for the tokenizer")
             log(f"building a word-level tokenizer of {vocab} tokens for {model.name}")
-            _run([o.python, str(o.repo / TOKENIZER_SCRIPT), "--vocab-size", str(vocab), "--out", str(target)],
-                 f"building the tokenizer of {model.name}")
+            run([o.python, str(o.repo / TOKENIZER_SCRIPT), "--vocab-size", str(vocab), "--out", str(target)],
+                f"building the tokenizer of {model.name}")
         names.append(f"models/{model.name}")
     return names
 

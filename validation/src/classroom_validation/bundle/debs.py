@@ -7,11 +7,11 @@ one more package carries it into every bundle built after the change.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from classroom_validation.bundle.command import run
 from classroom_validation.bundle.spec import BundleError
 
 # Role variables whose spec default names packages the role installs with apt.
@@ -58,11 +58,8 @@ def download(dest: Path, image: str, packages: list[str], tool: str, log: Callab
     dest.mkdir(parents=True, exist_ok=True)
     log(f"downloading {', '.join(packages)} and their dependencies for {image} ({tool})")
     command = [tool, "run", "--rm", "-v", f"{dest.resolve()}:/out", image, "bash", "-c", _SCRIPT, "debs", *packages]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-    except FileNotFoundError as exc:
-        raise BundleError(f"{tool} not found: the packages are downloaded in a container (--container-tool)") from exc
-    if done.returncode != 0 or not (dest / "Packages").is_file():
-        tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-8:])
-        raise BundleError(f"downloading the packages in {image} failed (exit {done.returncode}): {tail}")
+    run(command, f"downloading the packages in {image}",
+        missing_hint="the packages are downloaded in a container: --container-tool names the tool")
+    if not (dest / "Packages").is_file():
+        raise BundleError(f"downloading the packages in {image} wrote no Packages index")
     return sorted(p.name for p in dest.glob("*.deb"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import platform
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable
@@ -17,6 +16,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
+from classroom_validation.bundle.command import run
 from classroom_validation.bundle.spec import BundleError
 
 # glibc versions that older manylinux tags stand for (PEP 600).
@@ -80,10 +80,6 @@ class Dist:
         return f"{self.name}=={self.version}"
 
 
-def _tail(text: str, lines: int = 8) -> str:
-    return " | ".join(text.strip().splitlines()[-lines:])
-
-
 def resolve(requirements: list[str], target: Target, pip_args: list[str], python: str = sys.executable) -> list[Dist]:
     """pip's resolution of `requirements` (strings or wheel paths) for the target, downloading no wheel."""
     with tempfile.TemporaryDirectory(prefix="bundle-resolve-") as tmp:
@@ -91,10 +87,11 @@ def resolve(requirements: list[str], target: Target, pip_args: list[str], python
         command = [python, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
                    "--disable-pip-version-check", "--report", str(report), "--target", str(Path(tmp) / "target"),
                    *target.pip_args(), *pip_args, *requirements]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        if done.returncode != 0 or not report.is_file():
-            raise BundleError(f"pip could not resolve {' '.join(requirements)} for Python {target.python_version} "
-                              f"on {target.arch} (glibc {target.glibc}): {_tail(done.stderr)}")
+        what = (f"pip resolving {' '.join(requirements)} for Python {target.python_version} on {target.arch} "
+                f"(glibc {target.glibc})")
+        run(command, what)
+        if not report.is_file():
+            raise BundleError(f"{what} wrote no report")
         doc = json.loads(report.read_text())
     dists = []
     for item in doc.get("install") or []:
@@ -208,9 +205,7 @@ def download(dists: list[Dist], dest: Path, target: Target, pip_args: list[str],
     if missing:
         command = [python, "-m", "pip", "download", "--no-deps", "--quiet", "--disable-pip-version-check",
                    "--dest", str(dest), *target.pip_args(), *pip_args, *(d.pin for d in missing)]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise BundleError(f"pip could not download {len(missing)} wheels: {_tail(done.stderr)}")
+        run(command, f"pip downloading {len(missing)} wheels")
     found = _wheels_in(dest)
     lost = [d.pin for d in dists if d.pin not in found]
     if lost:
