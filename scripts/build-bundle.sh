@@ -13,8 +13,9 @@ spec="$CC_ROOT/validation/bundles/lab-debian12.toml"
 py311="$(find_python 3.11)" || die "Python 3.11 not found (the lab box's Python: pip resolves with it)"
 [ -f "$probe/.source.sha256" ] || die "no probe wheelhouse in $probe: run scripts/build-probe-wheelhouse.sh first"
 inputs="$( (cat "$probe/.source.sha256" "$spec"; ls "$vllm"; podman image inspect -f '{{.Id}}' "$CC_IMAGE"
-  find "$CC_ROOT/validation/src/classroom_validation/bundle" "$CC_ROOT/files/models/classroom-tiny" \
-       "$CC_ROOT/roles/vllm_server/meta" "$CC_ROOT/roles/gateway/meta" -type f ! -path '*__pycache__*' -print0 \
+  # The roles' argument specs name the packages the bundle carries (bundle/debs.py).
+  { find "$CC_ROOT/validation/src/classroom_validation/bundle" "$CC_ROOT/files/models/classroom-tiny" \
+      -type f ! -path '*__pycache__*' -print0; printf '%s\0' "$CC_ROOT"/roles/*/meta/argument_specs.yml; } \
     | sort -z | xargs -0 cat) | sha256sum | cut -d' ' -f1)"
 if [ -f "$out.inputs" ] && [ "$(cat "$out.inputs")" = "$inputs" ] && [ -f "$out/manifest.json" ]; then
   echo "$out"; exit 0

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from classroom_validation.bundle.build import BuildOptions, build, parse_size, plan
-from classroom_validation.bundle.debs import role_packages
+from classroom_validation.bundle.debs import ROLE_PACKAGE_VARIABLES, role_packages
 from classroom_validation.bundle.resolve import Dist, Target, parse_installed, prune
 from classroom_validation.bundle.spec import BundleError, load_spec, parse_spec
 from classroom_validation.cli import main
@@ -320,11 +320,11 @@ for name in packages:
 
 
 def _debs_repo(repo: Path, tmp_path: Path) -> Path:
-    """The test repo with a [debs] table and the two role specs that name packages."""
+    """The test repo with a [debs] table and the role specs that name packages."""
     copy = tmp_path / "repo"
     shutil.copytree(repo, copy)
     (copy / "spec.toml").write_text(SPEC + '\n[debs]\nfrom_roles = true\npackages = ["extra-tool"]\n')
-    for role in ("vllm_server", "gateway"):
+    for role in sorted({role for role, _ in ROLE_PACKAGE_VARIABLES}):
         (copy / "roles" / role / "meta").mkdir(parents=True)
         shutil.copy(ROOT / "roles" / role / "meta" / "argument_specs.yml", copy / "roles" / role / "meta")
     return copy
@@ -380,11 +380,12 @@ def test_the_roles_packages_cover_every_package_the_site_roles_install():
     carried = set(role_packages(ROOT))
     wanted: set[str] = set()
     for role in ("gpu_preflight", "ollama_archive", "vllm_server", "concurrency_probe", "python_app", "gateway",
-                 "offline_bundle"):
+                 "offline_bundle", "monitoring"):
         for tasks in (ROOT / "roles" / role / "tasks").glob("*.yml"):
             for task in yaml.safe_load(tasks.read_text()) or []:
                 wanted.update(_apt_names(task))
     spec = yaml.safe_load((ROOT / "roles" / "python_app" / "meta" / "argument_specs.yml").read_text())
     wanted.add(spec["argument_specs"]["main"]["options"]["python_app_venv_os_package"]["default"])
     assert wanted <= carried, f"not carried by a bundle: {sorted(wanted - carried)}"
-    assert {"python3-venv", "libnuma1", "haproxy", "nftables", "python3-apt"} <= carried
+    assert {"python3-venv", "libnuma1", "haproxy", "nftables", "python3-apt", "prometheus",
+            "prometheus-node-exporter", "prometheus-alertmanager"} <= carried

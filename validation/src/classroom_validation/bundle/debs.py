@@ -18,6 +18,8 @@ from classroom_validation.bundle.spec import BundleError
 ROLE_PACKAGE_VARIABLES = (
     ("vllm_server", "vllm_server_system_packages"),
     ("gateway", "gateway_package"),
+    ("monitoring", "monitoring_packages"),
+    ("monitoring", "monitoring_alertmanager_package"),
 )
 # Installed by the roles without a variable: Ansible's apt module needs python3-apt on the host, and
 # vllm_server's optional firewall needs nftables.
