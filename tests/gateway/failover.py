@@ -15,6 +15,8 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+MAX_SHOWN = 20
+
 
 @dataclass(frozen=True)
 class Failover:
@@ -26,6 +28,8 @@ class Failover:
     stop_s: float
     window_s: float
     failure_kinds: dict[str, int]
+    # Each failed request: when it started relative to the stop, how far its answer got, and the error.
+    failed_requests: list[dict[str, object]]
     problems: list[str]
 
     @property
@@ -51,8 +55,11 @@ def judge(records: list[dict[str, object]], *, stop_s: float, interval_s: float,
                         f"({window:.2f} s into the run) failed: {[r.get('failure') for r in late][:10]}")
     if ok_after == 0:
         problems.append("no request succeeded after the stop: the other box did not take over")
+    shown = [{"after_stop_s": round(float(str(r["start_s"])) - stop_s, 3), "failure": r.get("failure"),
+              "chunks": r.get("chunks"), "error": str(r.get("error", ""))[:120]}
+             for r in sorted(failed, key=lambda r: float(str(r["start_s"])))[:MAX_SHOWN]]
     return Failover(len(records), len(failed), in_flight_on_box, len(late), ok_after, round(stop_s, 3),
-                    round(window, 3), dict(sorted(kinds.items())), problems)
+                    round(window, 3), dict(sorted(kinds.items())), shown, problems)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,8 @@ def test_losses_within_in_flight_pass() -> None:
     result = judge(records, stop_s=5.0, interval_s=1.0, slack_s=0.5, in_flight_on_box=1)
     assert result.passed
     assert (result.failed, result.failed_after_window, result.ok_after_stop) == (1, 0, 1)
+    assert result.failed_requests == [{"after_stop_s": -0.1, "failure": "closed_without_done", "chunks": None,
+                                       "error": ""}]
 
 
 def test_more_failures_than_in_flight_fail() -> None:
