@@ -76,9 +76,17 @@ def build_settings(raw: dict[str, Any]) -> Settings:
     values["python_versions"] = tuple(str(v) for v in values["python_versions"])
     values["ollama_process_names"] = tuple(str(v) for v in values["ollama_process_names"])
     values["service_user"] = str(values["service_user"] or "")
+    if "cutover" in values and values["cutover"] not in {"outage", "live"}:
+        raise ValueError(f"cutover must be outage or live, not {values['cutover']!r}")
     # Older ansible-core templates numbers to strings inside a dict option: coerce here.
-    for name in ("gpu_memory_utilization", "activation_reserve_gib", "min_free_disk_gib", "capacity_think_seconds",
-                 "slo_ttft_p95_ms", "slo_student_tok_s"):
+    for name in (
+        "gpu_memory_utilization",
+        "activation_reserve_gib",
+        "min_free_disk_gib",
+        "capacity_think_seconds",
+        "slo_ttft_p95_ms",
+        "slo_student_tok_s",
+    ):
         if name in values:
             values[name] = float(values[name])
     for name in (
@@ -156,6 +164,7 @@ def evaluate(params: dict[str, Any]) -> dict[str, Any]:
         }
     if preflight.capacity_details:
         summary["capacity"] = preflight.capacity_details
+    summary["cutover"] = preflight.cutover_plan()
     return summary
 
 

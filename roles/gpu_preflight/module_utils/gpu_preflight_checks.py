@@ -21,7 +21,19 @@ from ansible.module_utils.gpu_preflight_plan import DTYPE_BYTES, GIB, MemoryPlan
 from ansible.module_utils.gpu_preflight_smi import ComputeApp, Gpu, Link, SmiFailure, Topology
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
-GPU_CHECKS = ("nvidia_smi", "driver_version", "gpu_count", "dtype", "memory_fit", "gpu_memory_free", "interconnect")
+GPU_CHECKS = (
+    "nvidia_smi",
+    "driver_version",
+    "gpu_count",
+    "dtype",
+    "memory_fit",
+    "gpu_memory_free",
+    "cutover_memory",
+    "interconnect",
+)
+# The live cut-over starts vLLM beside Ollama with this much of each GPU left unclaimed, for the CUDA
+# context and allocator growth nvidia-smi does not show yet.
+CUTOVER_MARGIN = 0.03
 BF16_MIN_CC = (8, 0)
 # Every check has a section of this name in the troubleshooting guide; messages link to it.
 TROUBLESHOOTING = "docs/TROUBLESHOOTING.md"
@@ -77,6 +89,9 @@ class Settings:
     slo_student_tok_s: float = 30.0
     # NCCL_P2P_DISABLE=1: GPU-to-GPU traffic goes through host memory.
     nccl_p2p_disable: bool = False
+    # outage: vLLM starts once Ollama is stopped; live: beside the running instances, with the share of GPU
+    # memory they leave free, and the gateway swaps backends (playbooks/cutover.yml).
+    cutover: str = "outage"
 
     @property
     def world_size(self) -> int:
@@ -273,6 +288,7 @@ class Preflight:
         self.table = driver_table
         self.plan_details: dict[str, Any] = {}
         self.capacity_details: dict[str, Any] = {}
+        self.cutover_details: dict[str, Any] = {}
 
     # -- helpers ---------------------------------------------------------------------------
     def _gpu_ready(self) -> bool:
@@ -652,6 +668,108 @@ class Preflight:
             return CheckResult("gpu_memory_free", WARN, f"{measured}: {warning[0]}", warning[1], details)
         return CheckResult("gpu_memory_free", PASS, measured, "", details)
 
+    def cutover_plan(self) -> dict[str, Any]:
+        """How vLLM starts: the configured share of GPU memory, or (live cut-over) what Ollama leaves free."""
+        configured = self.s.gpu_memory_utilization
+        if self.s.cutover != "live":
+            return {
+                "mode": self.s.cutover,
+                "live": False,
+                "gpu_memory_utilization": configured,
+                "reason": "vLLM starts after Ollama is stopped",
+            }
+        if self.s.profile == "cpu_lab":
+            return {
+                "mode": "live",
+                "live": True,
+                "gpu_memory_utilization": configured,
+                "reason": "profile cpu_lab: no GPU memory to share; vLLM starts with its configured settings",
+            }
+        if self.cutover_details:
+            return {"mode": "live", **self.cutover_details}
+        return {
+            "mode": "live",
+            "live": False,
+            "gpu_memory_utilization": configured,
+            "reason": "not measured (see cutover_memory)",
+        }
+
+    def check_cutover_memory(self) -> CheckResult:
+        if self.s.cutover != "live":
+            return CheckResult(
+                "cutover_memory", SKIP, f"cut-over {self.s.cutover}: vLLM starts after Ollama is stopped"
+            )
+        if not self._gpu_ready():
+            return self._not_measured("cutover_memory")
+        used = self._used()
+        unknown = (
+            "model shape unknown (see model_shape)"
+            if self.shape is None
+            else _unknown_note(used, ("memory.used", "memory.total"), "the memory beside Ollama")
+        )
+        if unknown or self.shape is None:
+            return CheckResult(
+                "cutover_memory",
+                FAIL,
+                f"not estimated: {unknown}",
+                "set ollama_archive_cutover: outage (students wait while vLLM starts), or give what is missing",
+            )
+
+        def beside(gpu: Gpu) -> int:
+            # Everything but the project's own service stays while vLLM starts: Ollama's runners included.
+            return max((gpu.memory_used_mib or 0) - self._apps_mib(gpu, self._is_own_service), 0)
+
+        worst = min(used, key=lambda gpu: (gpu.memory_total_mib or 0) - beside(gpu))
+        total = worst.memory_total_mib or 0
+        free_share = (total - beside(worst)) / total if total else 0.0
+        share = min(self.s.gpu_memory_utilization, int((free_share - CUTOVER_MARGIN) * 100) / 100)
+        measured = (
+            f"GPU{worst.index}: {beside(worst)} of {total} MiB held beside vLLM (Ollama's runners "
+            f"included), {free_share:.0%} free; vLLM would start at gpu_memory_utilization {share:.2f} "
+            f"(configured {self.s.gpu_memory_utilization})"
+        )
+        fix = (
+            "set ollama_archive_cutover: outage (students wait while vLLM starts), or unload Ollama's models "
+            "first (ollama stop <model>) so that vLLM fits beside the instances"
+        )
+        if share <= 0:
+            return CheckResult("cutover_memory", FAIL, f"{measured}: no room for vLLM beside Ollama", fix)
+        cap = worst.compute_cap_tuple()
+        plan = plan_memory(
+            self.shape,
+            PlanInputs(
+                tensor_parallel_size=self.s.tensor_parallel_size,
+                pipeline_parallel_size=self.s.pipeline_parallel_size,
+                data_parallel_size=self.s.data_parallel_size,
+                dtype=self.resolved_dtype(min((c for g in used if (c := g.compute_cap_tuple())), default=cap)),
+                kv_cache_dtype=self.s.kv_cache_dtype,
+                gpu_total_mib=total,
+                held_by_others_mib=beside(worst),
+                gpu_memory_utilization=share,
+                max_model_len=self.s.max_model_len,
+                students=self.s.students,
+                max_num_batched_tokens=self.s.max_num_batched_tokens,
+                max_num_seqs=self.s.max_num_seqs,
+                activation_reserve_gib=self.s.activation_reserve_gib,
+            ),
+        )
+        measured += (
+            f"; then weights {plan.weights_gib_per_gpu} GiB + KV {plan.kv_available_gib_per_gpu} GiB per "
+            f"GPU, about {plan.predicted_max_sequences} sequences of {self.s.max_model_len} tokens"
+        )
+        details = {"gpu_memory_utilization": share, "free_share": round(free_share, 4), "plan": plan.to_dict()}
+        if plan.kv_available_gib_per_gpu <= 0 or not plan.fits:
+            return CheckResult(
+                "cutover_memory", FAIL, f"{measured}: too little for the class beside Ollama", fix, details
+            )
+        self.cutover_details = {
+            "live": True,
+            "gpu_memory_utilization": share,
+            "reason": f"vLLM fits beside Ollama at {share:.2f} of GPU memory; restarted at "
+            f"{self.s.gpu_memory_utilization} once Ollama is stopped",
+        }
+        return CheckResult("cutover_memory", PASS, measured, "", details)
+
     def check_interconnect(self) -> CheckResult:
         if not self._gpu_ready():
             return self._not_measured("interconnect")
@@ -763,6 +881,7 @@ class Preflight:
             ("dtype", self.check_dtype),
             ("memory_fit", self.check_memory_fit),
             ("gpu_memory_free", self.check_gpu_memory_free),
+            ("cutover_memory", self.check_cutover_memory),
             ("interconnect", self.check_interconnect),
             ("python_version", self.check_python),
             ("disk_space", self.check_disk),
