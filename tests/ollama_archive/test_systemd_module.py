@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import ollama_archive_systemd
@@ -124,3 +126,67 @@ def test_restore_names_an_instance_that_never_answers(systemctl):
     result = run_module(ollama_archive_systemd, {"action": "restore", "units": units(), "retired_dropin": "99-r.conf",
                                                  "timeout": 1})
     assert result["failed"] and "No answer on /api/version within 1 s from http://127.0.0.1:9" in result["msg"]
+
+
+# The drain: retire waits for clients connected to the running instances' ports (HAProxy's old worker finishing
+# the requests it had sent) before it stops them.
+
+# Synthetic /proc/net/tcp lines (the kernel's format): a listener on 11434 (0A), a client connection to it
+# (01, the server's side), the client's own side (local port 40000 -> 11434) and a closing one (06).
+PROC_NET_TCP = """\
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:2CAA 00000000:0000 0A 00000000:00000000 00:00000000 00000000   999        0 1 1 0 100 0 0 10 0
+   1: 0100007F:2CAA 0100007F:9C40 01 00000000:00000000 00:00000000 00000000   999        0 2 1 0 20 4 30 10 -1
+   2: 0100007F:9C40 0100007F:2CAA 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0 20 4 30 10 -1
+   3: 0100007F:2CAA 0100007F:9C41 06 00000000:00000000 03:00000000 00000000     0        0 0 3 0
+"""
+
+
+def test_established_counts_only_clients_connected_to_the_port(tmp_path):
+    table = tmp_path / "tcp"
+    table.write_text(PROC_NET_TCP)
+    assert ollama_archive_systemd.established_on(11434, (str(table),)) == 1
+    assert ollama_archive_systemd.established_on(40000, (str(table),)) == 1
+    assert ollama_archive_systemd.established_on(8000, (str(table), str(tmp_path / "missing"))) == 0
+
+
+def retire_with_a_client(systemctl, hold_s: float, drain_timeout: int) -> tuple[dict, list[str]]:
+    """An instance with one connected client that hangs up after hold_s; the listener closes once the stop is logged."""
+    states, calls, _ = systemctl
+    states(ollama_0=("loaded", "active", "enabled"), ollama=("loaded", "inactive", "disabled"))
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    served, _ = listener.accept()
+
+    def hang_up_then_close() -> None:
+        time.sleep(hold_s)
+        client.close()
+        served.close()
+        deadline = time.monotonic() + 10
+        while not calls() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        listener.close()
+
+    thread = threading.Thread(target=hang_up_then_close, daemon=True)
+    thread.start()
+    result = run_module(ollama_archive_systemd, {
+        "action": "retire", "units": units(f"http://127.0.0.1:{port}"), "retired_dropin": "99-r.conf",
+        "drain_timeout": drain_timeout, "timeout": 5})
+    thread.join(timeout=15)
+    return result, calls()
+
+
+def test_retire_stops_only_once_the_connected_client_is_done(systemctl):
+    result, calls = retire_with_a_client(systemctl, hold_s=1.0, drain_timeout=10)
+    assert not result.get("failed"), result
+    assert 0.9 <= result["systemd"]["drained_s"] < 10
+    assert result["systemd"]["cut_off"] == []
+    assert calls[0] == "stop -- ollama@0.service"
+
+
+def test_a_drain_that_times_out_names_what_the_stop_cut_off(systemctl):
+    result, calls = retire_with_a_client(systemctl, hold_s=3.0, drain_timeout=1)
+    assert not result.get("failed"), result
+    assert result["systemd"]["cut_off"] and result["systemd"]["cut_off"][0].startswith("127.0.0.1:")
+    assert calls[0] == "stop -- ollama@0.service"

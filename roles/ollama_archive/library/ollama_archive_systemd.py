@@ -9,9 +9,11 @@ short_description: Stop, disable and mask Ollama's units (retire), or unmask, en
 description:
   - Works on all units at once (one systemctl call per step, not one per unit), which matters on a rollback
     the class is waiting for. Reads each unit's state first and only acts where it differs.
-  - retire stops the units, disables those that are enabled, masks the persistent-kind ones and writes the
-    retirement drop-in for the units systemd cannot mask (their own file is in /etc/systemd/system), then
-    waits until the given ports are closed.
+  - retire first waits (drain_timeout) until no client is connected to the running units' ports any more
+    (HAProxy was re-pointed before: the requests it already sent finish), then stops the units, disables
+    those that are enabled, masks the persistent-kind ones and writes the retirement drop-in for the units
+    systemd cannot mask (their own file is in /etc/systemd/system), then waits until the given ports are
+    closed.
   - restore writes the OLLAMA_NOPRUNE drop-in of every unit, removes the retirement drop-ins, reloads
     systemd, unmasks, enables what was enabled, starts what ran, then waits until each URL answers
     /api/version.
@@ -47,6 +49,11 @@ options:
     description: Reload systemd before acting even when this module wrote no file (unit files were restored).
     type: bool
     default: false
+  drain_timeout:
+    description: Seconds retire waits for established connections to the units' ports to end before stopping
+      them (0 stops at once). Whatever is still connected then is cut off and listed in cut_off.
+    type: int
+    default: 0
   timeout:
     description: Seconds to wait for ports to close (retire) or instances to answer (restore).
     type: int
@@ -57,7 +64,8 @@ author: Classroom Cluster
 RETURN = r"""
 systemd:
   description: What was (or would be) done, per step (stopped, disabled, masked, dropins, removed_dropins,
-    unmasked, enabled, started), and waited (the ports or URLs waited for).
+    unmasked, enabled, started), and waited (the ports or URLs waited for); retire adds drained_s (seconds
+    spent draining) and cut_off (ports still connected when the drain timed out).
   returned: always
   type: dict
 """
@@ -146,6 +154,22 @@ def answers(url: str) -> bool:
         return False
 
 
+def established_on(port: int, tables: tuple[str, ...] = ("/proc/net/tcp", "/proc/net/tcp6")) -> int:
+    """Connections a client holds to a local listening port (state ESTABLISHED, the server's side)."""
+    wanted = f":{port:04X}"
+    count = 0
+    for table in tables:
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            if len(cols) > 3 and cols[1].endswith(wanted) and cols[3] == "01":
+                count += 1
+    return count
+
+
 def wait_for(check: Any, items: list[Any], timeout: int) -> list[Any]:
     """Polls until check(item) holds for every item; returns the items it never held for."""
     deadline = time.monotonic() + timeout
@@ -168,6 +192,15 @@ def retire(module: AnsibleModule, sd: Systemd, units: list[dict[str, Any]]) -> d
                    if u["mask"] == "persistent" and now.get(u["unit"], {}).get("load") != "masked"],
         "dropins": [],
     }
+    ports = [(u["url"].split("://", 1)[1].rsplit(":", 1)[0].strip("[]"), int(u["port"])) for u in units
+             if u["state"]["active"] == "active"]
+    done["drained_s"] = 0.0
+    done["cut_off"] = []
+    if p["drain_timeout"] > 0 and not module.check_mode and done["stopped"]:
+        start = time.monotonic()
+        busy = wait_for(lambda hp: established_on(hp[1]) == 0, ports, p["drain_timeout"])
+        done["drained_s"] = round(time.monotonic() - start, 1)
+        done["cut_off"] = [f"{h}:{port}" for h, port in busy]
     sd.run("stop", done["stopped"])
     sd.run("disable", done["disabled"])
     sd.run("mask", done["masked"])
@@ -177,8 +210,6 @@ def retire(module: AnsibleModule, sd: Systemd, units: list[dict[str, Any]]) -> d
             done["dropins"].append(unit["unit"])
     if done["dropins"]:
         sd.reload()
-    ports = [(u["url"].split("://", 1)[1].rsplit(":", 1)[0].strip("[]"), int(u["port"])) for u in units
-             if u["state"]["active"] == "active"]
     done["waited"] = [f"{h}:{port}" for h, port in ports]
     if not module.check_mode:
         still = wait_for(lambda hp: not port_open(*hp), ports, p["timeout"])
@@ -230,13 +261,14 @@ def main() -> None:
             "noprune_text": {"type": "str", "default": ""},
             "daemon_reload": {"type": "bool", "default": False},
             "timeout": {"type": "int", "default": 120},
+            "drain_timeout": {"type": "int", "default": 0},
         },
         supports_check_mode=True,
     )
     sd = Systemd(module)
     units = module.params["units"]
     done = retire(module, sd, units) if module.params["action"] == "retire" else restore(module, sd, units)
-    changed = any(done[k] for k in done if k != "waited")
+    changed = any(done[k] for k in done if k not in {"waited", "drained_s", "cut_off"})
     module.exit_json(changed=changed, systemd=done)
 
 
