@@ -90,17 +90,20 @@ def main() -> int:
     parser.add_argument("--wait", type=float, default=90, help="seconds to wait for targets and rules")
     args = parser.parse_args()
     deadline = time.monotonic() + args.wait
+    count = 0
+    # The expressions are waited for too: the newest verdicts reach Prometheus one scrape after they are
+    # written, and verify may start sooner than that after the health check.
     while True:
         try:
             problems = targets_up() + rules_evaluated()
+            grafana, count = grafana_expressions()
+            problems += grafana
         except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
             problems = [f"Prometheus does not answer: {exc}"]
         if not problems or time.monotonic() > deadline:
             break
         time.sleep(2)
     problems += engine_names()
-    grafana, count = grafana_expressions()
-    problems += grafana
     for problem in problems:
         print(problem)
     if not problems:
