@@ -502,8 +502,16 @@ class Preflight:
         if no_total:
             return CheckResult("memory_fit", WARN, f"not estimated: {no_total}", UNKNOWN_FIX)
         worst = min(used, key=lambda gpu: (gpu.memory_total_mib or 0) - self._held_mib(gpu))
+        plan = self._plan(used, worst, self._held_mib(worst), self.s.gpu_memory_utilization)
+        self.plan_details = plan.to_dict()
+        self.capacity_details = self._capacity(plan, worst, used)
+        return self._judge_plan(plan, worst, used)
+
+    def _plan(self, used: list[Gpu], worst: Gpu, held_mib: int, utilization: float) -> MemoryPlan:
+        """vLLM's memory plan on the fullest GPU, with what others hold there and the share vLLM may claim."""
+        assert self.shape is not None
         cap = worst.compute_cap_tuple()
-        plan = plan_memory(
+        return plan_memory(
             self.shape,
             PlanInputs(
                 tensor_parallel_size=self.s.tensor_parallel_size,
@@ -512,8 +520,8 @@ class Preflight:
                 dtype=self.resolved_dtype(min((c for g in used if (c := g.compute_cap_tuple())), default=cap)),
                 kv_cache_dtype=self.s.kv_cache_dtype,
                 gpu_total_mib=worst.memory_total_mib or 0,
-                held_by_others_mib=self._held_mib(worst),
-                gpu_memory_utilization=self.s.gpu_memory_utilization,
+                held_by_others_mib=held_mib,
+                gpu_memory_utilization=utilization,
                 max_model_len=self.s.max_model_len,
                 students=self.s.students,
                 max_num_batched_tokens=self.s.max_num_batched_tokens,
@@ -521,9 +529,6 @@ class Preflight:
                 activation_reserve_gib=self.s.activation_reserve_gib,
             ),
         )
-        self.plan_details = plan.to_dict()
-        self.capacity_details = self._capacity(plan, worst, used)
-        return self._judge_plan(plan, worst, used)
 
     def _link(self, used: list[Gpu]) -> str:
         if self.s.nccl_p2p_disable:
@@ -734,25 +739,7 @@ class Preflight:
         )
         if share <= 0:
             return CheckResult("cutover_memory", FAIL, f"{measured}: no room for vLLM beside Ollama", fix)
-        cap = worst.compute_cap_tuple()
-        plan = plan_memory(
-            self.shape,
-            PlanInputs(
-                tensor_parallel_size=self.s.tensor_parallel_size,
-                pipeline_parallel_size=self.s.pipeline_parallel_size,
-                data_parallel_size=self.s.data_parallel_size,
-                dtype=self.resolved_dtype(min((c for g in used if (c := g.compute_cap_tuple())), default=cap)),
-                kv_cache_dtype=self.s.kv_cache_dtype,
-                gpu_total_mib=total,
-                held_by_others_mib=beside(worst),
-                gpu_memory_utilization=share,
-                max_model_len=self.s.max_model_len,
-                students=self.s.students,
-                max_num_batched_tokens=self.s.max_num_batched_tokens,
-                max_num_seqs=self.s.max_num_seqs,
-                activation_reserve_gib=self.s.activation_reserve_gib,
-            ),
-        )
+        plan = self._plan(used, worst, beside(worst), share)
         measured += (
             f"; then weights {plan.weights_gib_per_gpu} GiB + KV {plan.kv_available_gib_per_gpu} GiB per "
             f"GPU, about {plan.predicted_max_sequences} sequences of {self.s.max_model_len} tokens"
