@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Test stand-in for an OpenAI-compatible streaming server (not a model server; molecule only).
 
-Serves /v1/models, /v1/chat/completions and /v1/completions with SSE streaming, standard library only,
+Serves /v1/models, /v1/chat/completions and /v1/completions with SSE streaming, and vLLM's open /health
+(200, empty, no key), standard library only,
 so the container's bare python3 runs it. Two behaviours:
   healthy  first token after 20 ms, then a token every 5 ms, usage on every chunk, [DONE]
   slow     first token after 1.5 s, and every third request answered 503
@@ -47,13 +48,15 @@ def make_handler(
         def log_message(self, format: str, *args: object) -> None:
             return  # the journal would fill with one line per request
 
-        def _json(self, status: int, body: object) -> None:
-            data = json.dumps(body).encode()
+        def _plain(self, status: int, body: bytes, content_type: str) -> None:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(data)
+            self.wfile.write(body)
+
+        def _json(self, status: int, body: object) -> None:
+            self._plain(status, json.dumps(body).encode(), "application/json")
 
         def _chunk(self, payload: bytes) -> None:
             self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
@@ -69,6 +72,9 @@ def make_handler(
             return True
 
         def do_GET(self) -> None:
+            if self.path == "/health":  # vLLM leaves /health open, without the key, and answers it empty
+                self._plain(200, b"", "application/json")
+                return
             if not self._authorised():
                 return
             if self.path == "/v1/models":

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """TEST STAND-IN for a classroom box's vLLM (not vLLM; molecule only).
 
-Serves the project's fake OpenAI server (fake_openai_server.py, copied beside this file) on the box's
-network address, adds vLLM's open `/health`, and on SIGTERM writes how many completions were in flight
-(the requests a stopped box costs) to --inflight-file before it exits, and how it counted them to the same
-name with the suffix .json.
+Serves the project's fake OpenAI server (fake_openai_server.py, copied beside this file: vLLM's routes, the
+open `/health` among them) on the box's network address, and on SIGTERM writes how many completions were in
+flight (the requests a stopped box costs) to --inflight-file before it exits, and how it counted them to the
+same name with the suffix .json.
 
 "In flight" is every completion that had reached the box: those being answered, and those whose bytes
 were already on one of its connections (an open keep-alive connection, or one the kernel had accepted but
@@ -127,12 +127,6 @@ def main() -> None:
             finally:
                 with tracker.lock:
                     tracker.busy.discard(self.connection)
-
-        def do_GET(self) -> None:
-            if self.path == "/health":  # vLLM leaves /health open, without the key
-                self._json(200, {})
-                return
-            super().do_GET()
 
     stopping = threading.Event()
 

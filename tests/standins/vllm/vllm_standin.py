@@ -4,8 +4,9 @@
 Runs as a box's `vllm.service` where the engine is not what a test is about (the monitoring scenario: Prometheus,
 node-exporter's systemd collector, the alert rules and the dashboard watch it as they watch vLLM). It serves:
   - the project's fake OpenAI server (fake_openai_server.py, copied beside this file): /v1/models,
-    /v1/completions and /v1/chat/completions, streamed, behind the Bearer key in VLLM_API_KEY as vLLM's --api-key;
-  - vLLM's open routes: /health (200, empty), /version ({"version": ...}) and /metrics.
+    /v1/completions and /v1/chat/completions, streamed, behind the Bearer key in VLLM_API_KEY as vLLM's --api-key,
+    and vLLM's open /health (200, empty);
+  - vLLM's other open routes: /version ({"version": ...}) and /metrics.
 The /metrics page is a /metrics page recorded from the real engine (--metrics-page, such as
 tests/fixtures/vllm-metrics/0.32.0.txt), read at start: the same families, HELP, TYPE, label sets and histogram
 buckets, in the same order, with model_name set to --model. Only the values are the stand-in's own:
@@ -227,21 +228,12 @@ def make_handler(meters: Meters, model: str, version: str, api_key: str | None) 
 
     class Handler(base):  # type: ignore[misc,valid-type]
         def do_GET(self) -> None:
-            if self.path == "/health":
-                self._plain(200, b"", "application/json")
-            elif self.path == "/version":
+            if self.path == "/version":
                 self._json(200, {"version": version})
             elif self.path == "/metrics":
                 self._plain(200, meters.render(), CONTENT_TYPE)
             else:
                 super().do_GET()
-
-        def _plain(self, status: int, body: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
 
         # The fake server calls _stream for a completion it serves (after the key and the model are checked) and
         # _chunk for each event: the stand-in times the tokens as they leave.
